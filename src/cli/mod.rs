@@ -1,0 +1,150 @@
+//! The command line: one file per command. Every command prints what it did
+//! and where it wrote; the outcome decides the exit code.
+
+mod check;
+mod history;
+mod plan;
+mod pull;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::spec::{Spec, SpecErrors};
+use crate::ui::{Progress, Verbosity};
+
+pub use plan::plan_spec;
+pub use pull::pull_spec;
+
+/// recon: reconcile records between two business systems, reviewably.
+#[derive(Debug, Parser)]
+#[command(name = "recon", version, about, long_about = None)]
+pub struct Cli {
+    /// Folder holding `snapshots/` and `reports/` (default: the current one).
+    #[arg(long, global = true, env = "RECON_HOME", default_value = ".")]
+    pub home: PathBuf,
+    /// Print only errors.
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more about each step.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// Format of log lines on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a spec and say in one paragraph what it will do.
+    Check { spec: PathBuf },
+    /// Read both sides and write a Parquet snapshot of each.
+    Pull { spec: PathBuf },
+    /// Compare the latest snapshots and write the plan and its summary.
+    Plan { spec: PathBuf },
+    /// Pull, then plan: the nightly job.
+    Run { spec: PathBuf },
+    /// Show past runs of a spec and how far the sides drifted.
+    History {
+        spec: PathBuf,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+/// How a command ended, as the exit code tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing to do: the sides agree (exit 0).
+    InSync,
+    /// Changes are pending review (exit 2).
+    Pending,
+}
+
+impl Outcome {
+    pub fn code(self) -> u8 {
+        match self {
+            Outcome::InSync => 0,
+            Outcome::Pending => 2,
+        }
+    }
+}
+
+impl Cli {
+    pub fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+
+    pub fn init_logging(&self) {
+        let level = match self.verbosity() {
+            Verbosity::Quiet => "error",
+            Verbosity::Normal => "warn",
+            Verbosity::Verbose => "debug",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_env("RECON_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("recon={level}")));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr);
+        let _ = match self.log_format {
+            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Text => builder.try_init(),
+        };
+    }
+
+    pub fn run(&self) -> anyhow::Result<Outcome> {
+        let ui = Progress::new(self.verbosity());
+        match &self.command {
+            Command::Check { spec } => check::run(spec, &ui),
+            Command::Pull { spec } => {
+                pull::run(&load(spec)?, &self.home, &ui)?;
+                Ok(Outcome::InSync)
+            }
+            Command::Plan { spec } => plan::run(&load(spec)?, &self.home, &ui),
+            Command::Run { spec } => {
+                let spec = load(spec)?;
+                pull::run(&spec, &self.home, &ui)?;
+                plan::run(&spec, &self.home, &ui)
+            }
+            Command::History { spec, limit } => history::run(&load(spec)?, &self.home, *limit, &ui),
+        }
+    }
+}
+
+/// Load a spec, turning its diagnostics into one error.
+pub fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
+    Ok(Spec::load(path)?)
+}
+
+/// The message printed for an error that ends a command.
+pub fn render_error(e: &anyhow::Error) -> String {
+    if let Some(spec) = e.downcast_ref::<SpecErrors>() {
+        return spec.to_string();
+    }
+    format!("error: {e:#}")
+}
+
+/// Now, for file names: `20261123T034512.345Z` (sortable, unique per millisecond).
+pub(crate) fn stamp(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+/// Now, for people and metadata: RFC 3339 in UTC.
+pub(crate) fn rfc3339(now: chrono::DateTime<chrono::Utc>) -> String {
+    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

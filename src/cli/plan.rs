@@ -1,0 +1,134 @@
+//! `recon plan SPEC`: run the engine on the latest snapshots and write the
+//! plan folder `reports/<spec>/<run id>/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use polars::prelude::*;
+
+use super::Outcome;
+use crate::engine::{self, CLASSES, Inputs};
+use crate::ledger::Ledger;
+use crate::report::{Summary, SummaryInput, write_plan};
+use crate::snapshot::{self, meta};
+use crate::spec::{SideIx, Spec};
+use crate::ui::Progress;
+
+pub fn run(spec: &Spec, home: &Path, ui: &Progress) -> anyhow::Result<Outcome> {
+    let ledger = Ledger::open(home)?;
+    let now = chrono::Utc::now();
+    let run_id = ledger.start_run(&spec.name, "plan", &super::rfc3339(now))?;
+    let result = plan_spec(spec, home, &ledger, now);
+    match &result {
+        Ok((dir, summary)) => {
+            ledger.finish_run(
+                run_id,
+                &super::rfc3339(chrono::Utc::now()),
+                "ok",
+                &summary
+                    .inputs
+                    .iter()
+                    .map(|i| i.path.clone())
+                    .collect::<Vec<_>>(),
+                &summary.counts,
+                Some(&dir.display().to_string()),
+                None,
+            )?;
+            let line: Vec<String> = CLASSES
+                .iter()
+                .map(|c| format!("{c} {}", summary.count(c)))
+                .collect();
+            ui.say(format!("plan {}: {}", summary.run_id, line.join(", ")));
+            ui.say(format!("  wrote {}", dir.join(&summary.plan).display()));
+            ui.say(format!("  wrote {}", dir.join("summary.json").display()));
+            ui.say(format!("  wrote {}", dir.join("summary.md").display()));
+        }
+        Err(e) => {
+            ledger.finish_run(
+                run_id,
+                &super::rfc3339(chrono::Utc::now()),
+                "failed",
+                &[],
+                &serde_json::Map::new(),
+                None,
+                Some(&format!("{e:#}")),
+            )?;
+        }
+    }
+    let (_, summary) = result?;
+    Ok(if summary.pending() > 0 {
+        Outcome::Pending
+    } else {
+        Outcome::InSync
+    })
+}
+
+/// Plan from the latest snapshots; returns the plan folder and its summary.
+pub fn plan_spec(
+    spec: &Spec,
+    home: &Path,
+    ledger: &Ledger,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(PathBuf, Summary)> {
+    let mut inputs = Vec::new();
+    let mut frames = Vec::new();
+    for side in SideIx::both() {
+        let name = &spec.side(side).name;
+        let path = snapshot::latest(home, &spec.name, name)?.ok_or_else(|| {
+            anyhow!(
+                "no snapshot of side `{name}` yet under {}\n  hint: run `recon pull {}` first",
+                home.join("snapshots").join(&spec.name).join(name).display(),
+                spec.file.display()
+            )
+        })?;
+        let info = snapshot::read_info(&path).map_err(|e| anyhow!(e))?;
+        if info.metadata.get(meta::SPEC_HASH) != Some(&spec.hash) {
+            tracing::warn!(
+                snapshot = %path.display(),
+                "the snapshot was pulled with another version of the spec; pull again if fields or paths changed"
+            );
+        }
+        let lf = LazyFrame::scan_parquet(
+            PlRefPath::from(path.to_string_lossy().as_ref()),
+            ScanArgsParquet::default(),
+        )
+        .map_err(|e| anyhow!("reading snapshot {}: {e}", path.display()))?;
+        frames.push(lf);
+        inputs.push(SummaryInput {
+            side: name.clone(),
+            path: path.display().to_string(),
+            sha256: info.sha256,
+            rows: info.rows,
+            source: info.metadata.get(meta::SOURCE).cloned().unwrap_or_default(),
+            pulled_at: info
+                .metadata
+                .get(meta::PULLED_AT)
+                .cloned()
+                .unwrap_or_default(),
+        });
+    }
+    let links = ledger.links(&spec.name)?;
+    let b = frames.pop().expect("two sides");
+    let a = frames.pop().expect("two sides");
+    let mut plan = engine::plan(spec, Inputs { a, b, links })
+        .map_err(|e| anyhow!("computing the plan: {e}"))?;
+    let (counts, top_fields) = Summary::tally(&plan)?;
+    let run_id = super::stamp(now);
+    let dir = home.join("reports").join(&spec.name).join(&run_id);
+    let summary = Summary {
+        spec: spec.name.clone(),
+        spec_hash: spec.hash.clone(),
+        entity: spec.entity.clone(),
+        run_id,
+        created_at: super::rfc3339(now),
+        sides: spec.sides.iter().map(|s| s.name.clone()).collect(),
+        direction: spec.describe_direction(spec.direction),
+        counts,
+        top_fields,
+        inputs,
+        plan: "plan.parquet".into(),
+    };
+    write_plan(&dir, &mut plan, &summary)
+        .with_context(|| format!("writing the plan to {}", dir.display()))?;
+    Ok((dir, summary))
+}

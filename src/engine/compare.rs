@@ -1,0 +1,149 @@
+//! Field rules as Polars expressions: the value a sending side wants written
+//! (constant, template, computed, default, value map) and whether it equals
+//! what the receiving side has (tolerance, case, whitespace, normal forms).
+
+use polars::prelude::*;
+
+use super::{dtype, field_column, normalize::normalized};
+use crate::spec::{Calc, Field, FieldType, Literal, Piece, SideIx, Source, Spec};
+
+/// The value `from` wants written for `f`, and a flag set where the value
+/// map has no entry for it (and no `unmapped` fallback).
+pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
+    let ty = dtype(f.ty);
+    let src = |name: &str| col(field_column(from, name));
+    let base = match &f.source {
+        Source::Own => src(&f.name),
+        Source::Constant(l) => literal(l).cast(ty.clone()),
+        Source::Template(pieces) => concat_str(
+            pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(t) => lit(t.clone()),
+                    Piece::Field(n) => src(n).cast(DataType::String).fill_null(lit("")),
+                })
+                .collect::<Vec<_>>(),
+            "",
+            false,
+        )
+        .cast(ty.clone()),
+        Source::Compute(c) => {
+            let e = calc(c, from);
+            match f.ty {
+                FieldType::Decimal { decimals } => e
+                    .round(decimals, RoundMode::HalfAwayFromZero)
+                    .cast(ty.clone()),
+                FieldType::Integer => e.round(0, RoundMode::HalfAwayFromZero).cast(ty.clone()),
+                _ => e.cast(ty.clone()),
+            }
+        }
+    };
+    let base = match &f.default {
+        Some(d) => base.fill_null(literal(d).cast(ty.clone())),
+        None => base,
+    };
+    let Some(map) = &f.map else {
+        return (base, lit(false));
+    };
+    let fallback = match &map.unmapped {
+        Some(u) => lit(u.clone()),
+        None => lit(NULL).cast(DataType::String),
+    };
+    let mut mapped = fallback;
+    let mut known = lit(false);
+    for (k, v) in map.pairs.iter().rev() {
+        mapped = when(base.clone().eq(lit(k.clone())))
+            .then(lit(v.clone()))
+            .otherwise(mapped);
+        known = known.or(base.clone().eq(lit(k.clone())).fill_null(lit(false)));
+    }
+    let unmapped = if map.unmapped.is_some() {
+        lit(false)
+    } else {
+        base.clone().is_not_null().and(known.not())
+    };
+    (
+        when(base.clone().is_null())
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(mapped),
+        unmapped,
+    )
+}
+
+fn calc(c: &Calc, from: SideIx) -> Expr {
+    match c {
+        Calc::Field(n) => col(field_column(from, n)).cast(DataType::Float64),
+        Calc::Number(x) => lit(*x),
+        Calc::Binary(op, a, b) => {
+            let (a, b) = (calc(a, from), calc(b, from));
+            match op {
+                '+' => a + b,
+                '-' => a - b,
+                '*' => a * b,
+                _ => a / b,
+            }
+        }
+    }
+}
+
+pub fn literal(l: &Literal) -> Expr {
+    match l {
+        Literal::Bool(b) => lit(*b),
+        Literal::Int(i) => lit(*i),
+        Literal::Float(x) => lit(*x),
+        Literal::Text(t) => lit(t.clone()),
+    }
+}
+
+/// Whether `want` (from side `from`) and `have` (on the other side) are the
+/// same value under the field's rules; two nulls are equal.
+pub fn equal(spec: &Spec, f: &Field, want: Expr, have: Expr, from: SideIx) -> Expr {
+    if let Some(tol) = f.tolerance {
+        let (w, h) = (want.cast(DataType::Float64), have.cast(DataType::Float64));
+        // A hair of slack so that 0.01 apart with tolerance 0.01 stays equal
+        // despite binary floating point.
+        let close = (w.clone() - h.clone())
+            .abs()
+            .lt_eq(lit(tol + tol.abs() * 1e-9 + 1e-12));
+        return when(w.clone().is_null().and(h.clone().is_null()))
+            .then(lit(true))
+            .when(w.is_null().or(h.is_null()))
+            .then(lit(false))
+            .otherwise(close);
+    }
+    if f.ty != FieldType::String {
+        return want.eq_missing(have);
+    }
+    let c = f.compare;
+    let form = |e: Expr, side: SideIx| {
+        let mut e = e;
+        if let Some(n) = c.normalize {
+            // A value the normalizer cannot read is compared as written.
+            e = normalized(e.clone(), n, spec.side(side).region.as_deref()).fill_null(e);
+        }
+        if c.trim {
+            e = e.str().strip_chars(lit(NULL));
+        }
+        if c.case_insensitive {
+            e = e.str().to_lowercase();
+        }
+        when(e.clone().eq(lit("")))
+            .then(lit(NULL).cast(DataType::String))
+            .otherwise(e)
+    };
+    form(want, from).eq_missing(form(have, from.other()))
+}
+
+/// A value as text for the report's before and after.
+pub fn text(e: Expr) -> Expr {
+    e.cast(DataType::String)
+}
+
+/// A value as JSON-ready: numbers stay numbers, dates become ISO text.
+pub fn json_ready(e: Expr, ty: FieldType) -> Expr {
+    match ty {
+        FieldType::Decimal { .. } => e.cast(DataType::Float64),
+        FieldType::Date | FieldType::Datetime => e.cast(DataType::String),
+        _ => e,
+    }
+}

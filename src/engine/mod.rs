@@ -1,0 +1,201 @@
+//! The engine: a pure function from two snapshots (and the links the ledger
+//! knows) to a plan. No I/O, no clock: everything it needs comes in as
+//! frames and a spec, so that a plan can be recomputed and tested alone.
+//!
+//! The work runs on Polars frames: each side is prepared (typed columns,
+//! filter verdicts, normalized keys), matched by the key cascade
+//! (`matching.rs`), compared field by field under the spec's rules
+//! (`compare.rs`) and classified into plan rows (`classify.rs`).
+
+mod classify;
+mod compare;
+mod matching;
+pub mod normalize;
+
+use polars::prelude::*;
+
+use crate::spec::{FieldType, FilterRule, SideIx, Spec, expr::CmpOp, expr::Value};
+
+pub use classify::PLAN_COLUMNS;
+
+/// Every class a plan row can have, in report order.
+pub const CLASSES: [&str; 8] = [
+    "create",
+    "update",
+    "conflict",
+    "invalid",
+    "duplicate",
+    "orphan",
+    "skipped",
+    "unchanged",
+];
+
+pub(crate) const A_ID: &str = "a_id";
+pub(crate) const B_ID: &str = "b_id";
+
+/// What the engine reads.
+pub struct Inputs {
+    /// Side A's snapshot: `_id` and its canonical fields.
+    pub a: LazyFrame,
+    /// Side B's snapshot.
+    pub b: LazyFrame,
+    /// Known pairs from the ledger: (A id, B id).
+    pub links: Vec<(String, String)>,
+}
+
+/// Compute the plan: one row per action (see `docs/plan.md`).
+pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
+    let a = prepare(spec, inputs.a, SideIx::A)?.collect()?;
+    let b = prepare(spec, inputs.b, SideIx::B)?.collect()?;
+    let (la, lb): (Vec<String>, Vec<String>) = inputs.links.into_iter().unzip();
+    let links = DataFrame::new_infer_height(vec![
+        Column::new(A_ID.into(), la),
+        Column::new(B_ID.into(), lb),
+    ])?;
+    let key_cols: Vec<String> = (0..spec.keys.len()).map(|i| key_column("a", i)).collect();
+    let mut ids_a = vec![col(A_ID)];
+    ids_a.extend(key_cols.iter().map(|c| col(c.as_str())));
+    let mut ids_b = vec![col(B_ID)];
+    ids_b.extend((0..spec.keys.len()).map(|i| col(key_column("b", i))));
+    // A record filtered out on a side that sends is not matched at all; on a
+    // side that only receives it still matches, so that its partner is not
+    // created a second time.
+    let pool = |df: &DataFrame, ids: Vec<Expr>, side: SideIx| {
+        let lf = df.clone().lazy();
+        let lf = if classify::sends(spec.direction, side) {
+            lf.filter(col(format!("{}_skip", prefix(side))).is_null())
+        } else {
+            lf
+        };
+        lf.select(ids).collect()
+    };
+    let matched = matching::cascade(
+        spec,
+        &pool(&a, ids_a, SideIx::A)?,
+        &pool(&b, ids_b, SideIx::B)?,
+        links,
+    )?;
+    classify::classify(spec, &a, &b, matched)
+}
+
+/// Column prefix of a side inside the engine.
+pub(crate) fn prefix(side: SideIx) -> &'static str {
+    match side {
+        SideIx::A => "a",
+        SideIx::B => "b",
+    }
+}
+
+/// The name of a field's column for a side: `a.email`.
+pub(crate) fn field_column(side: SideIx, field: &str) -> String {
+    format!("{}.{field}", prefix(side))
+}
+
+/// The name of the i-th key's normalized column for a side prefix.
+pub(crate) fn key_column(p: &str, i: usize) -> String {
+    format!("{p}#key{i}")
+}
+
+/// The Polars type of a canonical field.
+pub fn dtype(ty: FieldType) -> DataType {
+    match ty {
+        FieldType::String => DataType::String,
+        FieldType::Integer => DataType::Int64,
+        FieldType::Decimal { decimals } => DataType::Decimal(38, decimals as usize),
+        FieldType::Bool => DataType::Boolean,
+        FieldType::Date => DataType::Date,
+        FieldType::Datetime => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+    }
+}
+
+/// Rename a snapshot's columns to the side's prefix, add typed nulls for the
+/// fields it lacks, and compute the filter verdict and the key columns.
+fn prepare(spec: &Spec, lf: LazyFrame, side: SideIx) -> PolarsResult<LazyFrame> {
+    let mut lf = lf;
+    let schema = lf.collect_schema()?;
+    let p = prefix(side);
+    let mut cols = vec![
+        col(crate::snapshot::ID_COLUMN)
+            .cast(DataType::String)
+            .alias(format!("{p}_id")),
+    ];
+    for f in &spec.fields {
+        let e = if schema.contains(&f.name) {
+            col(f.name.as_str()).cast(dtype(f.ty))
+        } else {
+            lit(NULL).cast(dtype(f.ty))
+        };
+        cols.push(e.alias(field_column(side, &f.name)));
+    }
+    let s = spec.side(side);
+    // The first failing filter names the rule that skipped the row.
+    let mut skip = lit(NULL).cast(DataType::String);
+    for (text, rule) in s.filters.iter().rev() {
+        let pass = filter_expr(spec, side, rule);
+        skip = when(pass.not())
+            .then(lit(format!("filtered out by {} rule `{text}`", s.name)))
+            .otherwise(skip);
+    }
+    let mut extra = vec![skip.alias(format!("{p}_skip"))];
+    for (i, k) in spec.keys.iter().enumerate() {
+        let parts: Vec<Expr> = k
+            .fields
+            .iter()
+            .map(|f| {
+                normalize::normalized(
+                    col(field_column(side, f)).cast(DataType::String),
+                    k.normalize,
+                    s.region.as_deref(),
+                )
+            })
+            .collect();
+        let key = if parts.len() == 1 {
+            parts.into_iter().next().expect("one part")
+        } else {
+            concat_str(parts, "\u{1f}", false)
+        };
+        extra.push(key.alias(key_column(p, i)));
+    }
+    Ok(lf.select(cols).with_columns(extra))
+}
+
+fn filter_expr(spec: &Spec, side: SideIx, rule: &FilterRule) -> Expr {
+    let field = spec
+        .field(rule.field())
+        .expect("validated: filters name fields");
+    let c = col(field_column(side, &field.name));
+    let value = |v: &Value| match v {
+        Value::Null => lit(NULL).cast(dtype(field.ty)),
+        Value::Bool(b) => lit(*b).cast(dtype(field.ty)),
+        Value::Number(n) => lit(*n).cast(dtype(field.ty)),
+        Value::Text(t) => lit(t.clone()).cast(dtype(field.ty)),
+    };
+    match rule {
+        FilterRule::Compare { op, value: v, .. } => {
+            let v = value(v);
+            match op {
+                CmpOp::Eq => c.eq_missing(v),
+                CmpOp::Ne => c.neq_missing(v),
+                CmpOp::Lt => c.lt(v).fill_null(lit(false)),
+                CmpOp::Le => c.lt_eq(v).fill_null(lit(false)),
+                CmpOp::Gt => c.gt(v).fill_null(lit(false)),
+                CmpOp::Ge => c.gt_eq(v).fill_null(lit(false)),
+            }
+        }
+        FilterRule::In {
+            values, negated, ..
+        } => {
+            let any = values
+                .iter()
+                .fold(lit(false), |acc, v| acc.or(c.clone().eq_missing(value(v))));
+            if *negated { any.not() } else { any }
+        }
+        FilterRule::IsNull { negated, .. } => {
+            if *negated {
+                c.is_not_null()
+            } else {
+                c.is_null()
+            }
+        }
+    }
+}

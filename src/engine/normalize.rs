@@ -1,0 +1,167 @@
+//! Key normalizers: two systems write the same email, phone or SKU in
+//! different ways; a key compares their normal forms.
+//!
+//! Email and SKU are plain Polars string expressions. Phones (E.164 through
+//! the `phonenumber` crate) and Unicode text (NFKC + case fold) need Rust
+//! code; they run once per distinct value of the column, not once per row.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::spec::Normalizer;
+
+/// The normal form of `e` (a string expression); empty results become null.
+pub fn normalized(e: Expr, n: Normalizer, region: Option<&str>) -> Expr {
+    let out = match n {
+        Normalizer::Exact => e,
+        Normalizer::Email => e.str().strip_chars(lit(NULL)).str().to_lowercase(),
+        Normalizer::Sku { digits_only } => {
+            let t = e.str().strip_chars(lit(NULL)).str().to_uppercase();
+            if digits_only {
+                t.str().replace_all(lit("[^0-9]"), lit(""), false)
+            } else {
+                t
+            }
+        }
+        Normalizer::Phone => {
+            let region = region.map(str::to_string);
+            per_distinct(e, move |s| phone(s, region.as_deref()))
+        }
+        Normalizer::Text => per_distinct(e, |s| Some(text(s))),
+    };
+    when(out.clone().eq(lit("")))
+        .then(lit(NULL).cast(DataType::String))
+        .otherwise(out)
+}
+
+/// Apply `f` to each distinct value of a string column.
+fn per_distinct<F>(e: Expr, f: F) -> Expr
+where
+    F: Fn(&str) -> Option<String> + Send + Sync + 'static,
+{
+    e.map(
+        move |c: Column| {
+            let ca = c.str()?;
+            let mut memo: HashMap<&str, Option<String>> = HashMap::new();
+            let out: StringChunked = ca
+                .iter()
+                .map(|v| v.and_then(|s| memo.entry(s).or_insert_with(|| f(s)).clone()))
+                .collect();
+            Ok(out.with_name(c.name().clone()).into_column())
+        },
+        |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+    )
+}
+
+/// E.164 form of a phone number, read with the side's default region.
+/// `None` when it is not a valid number.
+pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return None;
+    }
+    // `00` is the international prefix in most of Europe; phonenumber wants `+`.
+    let cleaned: String = trimmed
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    let cleaned = match cleaned.strip_prefix("00") {
+        Some(rest) => format!("+{rest}"),
+        None => cleaned,
+    };
+    let country = region.and_then(|r| r.parse::<phonenumber::country::Id>().ok());
+    let valid = |text: &str, country| {
+        phonenumber::parse(country, text)
+            .ok()
+            .filter(phonenumber::is_valid)
+            .map(|p| p.format().mode(phonenumber::Mode::E164).to_string())
+    };
+    valid(&cleaned, country).or_else(|| {
+        // A national number that starts with the country's own code (Italian
+        // mobiles 39x) is taken for an international one; say it plainly.
+        let code = phonenumber::metadata::DATABASE
+            .by_id(region?)?
+            .country_code();
+        if cleaned.starts_with('+') {
+            return None;
+        }
+        valid(&format!("+{code}{cleaned}"), None)
+    })
+}
+
+/// Unicode text as a key: NFKC, case folded, inner whitespace collapsed.
+pub fn text(raw: &str) -> String {
+    let nfkc: String = raw.nfkc().collect();
+    nfkc.to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_written_five_ways_agree() {
+        let ways = [
+            "+39 02 1234 5678",
+            "0039 02-1234-5678",
+            "(02) 12345678",
+            "02 1234 5678",
+            "+390212345678",
+        ];
+        for w in ways {
+            assert_eq!(
+                phone(w, Some("IT")).as_deref(),
+                Some("+390212345678"),
+                "{w}"
+            );
+        }
+        assert_eq!(
+            phone("8 (495) 123-45-67", Some("RU")).as_deref(),
+            Some("+74951234567")
+        );
+        // Italian mobiles start with 3, and some with 39, the country code.
+        for w in [
+            "393 243 3632",
+            "393-2433632",
+            "+39 393 2433632",
+            "0039 3932433632",
+        ] {
+            assert_eq!(
+                phone(w, Some("IT")).as_deref(),
+                Some("+393932433632"),
+                "{w}"
+            );
+        }
+        assert_eq!(phone("not a phone", Some("IT")), None);
+        assert_eq!(phone("", Some("IT")), None);
+    }
+
+    #[test]
+    fn text_folds_unicode() {
+        assert_eq!(text("  ＡＢＣ  Straße "), "abc straße");
+        assert_eq!(text("ÉCOLE"), text("école"));
+        assert_eq!(text("Ｍüller\tGmbH"), "müller gmbh");
+    }
+
+    #[test]
+    fn expressions_normalize_columns() {
+        let df = df!("v" => [Some("  Ann@X.COM "), Some(""), None, Some("sku-0012 ")]).unwrap();
+        let out = df
+            .lazy()
+            .select([
+                normalized(col("v"), Normalizer::Email, None).alias("email"),
+                normalized(col("v"), Normalizer::Sku { digits_only: true }, None).alias("sku"),
+            ])
+            .collect()
+            .unwrap();
+        let email: Vec<Option<&str>> = out.column("email").unwrap().str().unwrap().iter().collect();
+        assert_eq!(email, vec![Some("ann@x.com"), None, None, Some("sku-0012")]);
+        let sku: Vec<Option<&str>> = out.column("sku").unwrap().str().unwrap().iter().collect();
+        assert_eq!(sku, vec![None, None, None, Some("0012")]);
+    }
+}

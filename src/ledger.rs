@@ -1,0 +1,291 @@
+//! The ledger: recon's own state in an embedded SQLite database under
+//! `snapshots/ledger.sqlite`. Snapshots and plans stay Parquet; the ledger
+//! remembers runs and the links between records of the two sides.
+//!
+//! The schema is versioned with `PRAGMA user_version`; each migration runs
+//! once, in order, inside a transaction.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema migrations, in order. Never edit one that has shipped: add another.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs
+    "CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        spec TEXT NOT NULL,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        status TEXT NOT NULL,
+        snapshots TEXT NOT NULL DEFAULT '[]',
+        counts TEXT NOT NULL DEFAULT '{}',
+        plan_dir TEXT,
+        applied INTEGER NOT NULL DEFAULT 0,
+        message TEXT
+    );
+    CREATE INDEX runs_spec ON runs(spec, id);",
+    // 2: links between the two sides' records, the first match key of a plan
+    "CREATE TABLE links (
+        spec TEXT NOT NULL,
+        left_id TEXT NOT NULL,
+        right_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        run_id INTEGER,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (spec, left_id, right_id)
+    );",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("ledger {path}: {source}")]
+pub struct LedgerError {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+}
+
+/// One run as the ledger keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub spec: String,
+    pub command: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub status: String,
+    pub snapshots: Vec<String>,
+    pub counts: serde_json::Map<String, serde_json::Value>,
+    pub plan_dir: Option<String>,
+    pub applied: bool,
+    pub message: Option<String>,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Ledger {
+    /// Open (creating and migrating) the ledger under `home/snapshots`.
+    pub fn open(home: &Path) -> Result<Self, LedgerError> {
+        let dir = home.join("snapshots");
+        let path = dir.join("ledger.sqlite");
+        let err = |source| LedgerError {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        let mut ledger = Self { conn, path };
+        ledger.migrate()?;
+        Ok(ledger)
+    }
+
+    fn err(&self, source: rusqlite::Error) -> LedgerError {
+        LedgerError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn migrate(&mut self) -> Result<(), LedgerError> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        for (n, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction().map_err(|e| LedgerError {
+                path: self.path.clone(),
+                source: e,
+            })?;
+            tx.execute_batch(sql)
+                .and_then(|_| tx.pragma_update(None, "user_version", (n + 1) as i64))
+                .and_then(|_| tx.commit())
+                .map_err(|e| LedgerError {
+                    path: self.path.clone(),
+                    source: e,
+                })?;
+        }
+        Ok(())
+    }
+
+    pub fn schema_version(&self) -> Result<usize, LedgerError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .map(|v| v as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Record the start of a run; returns its id.
+    pub fn start_run(
+        &self,
+        spec: &str,
+        command: &str,
+        started_at: &str,
+    ) -> Result<i64, LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (spec, command, started_at, status) VALUES (?1, ?2, ?3, 'running')",
+                params![spec, command, started_at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Record how a run ended.
+    pub fn finish_run(
+        &self,
+        id: i64,
+        ended_at: &str,
+        status: &str,
+        snapshots: &[String],
+        counts: &serde_json::Map<String, serde_json::Value>,
+        plan_dir: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET ended_at = ?2, status = ?3, snapshots = ?4, counts = ?5, plan_dir = ?6, message = ?7 WHERE id = ?1",
+                params![
+                    id,
+                    ended_at,
+                    status,
+                    serde_json::to_string(snapshots).expect("strings serialize"),
+                    serde_json::to_string(counts).expect("json serializes"),
+                    plan_dir,
+                    message
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The last `limit` runs of a spec, oldest first.
+    pub fn runs(&self, spec: &str, limit: usize) -> Result<Vec<Run>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, spec, command, started_at, ended_at, status, snapshots, counts, plan_dir, applied, message
+                 FROM runs WHERE spec = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![spec, limit as i64], |r| {
+                let snapshots: String = r.get(6)?;
+                let counts: String = r.get(7)?;
+                Ok(Run {
+                    id: r.get(0)?,
+                    spec: r.get(1)?,
+                    command: r.get(2)?,
+                    started_at: r.get(3)?,
+                    ended_at: r.get(4)?,
+                    status: r.get(5)?,
+                    snapshots: serde_json::from_str(&snapshots).unwrap_or_default(),
+                    counts: serde_json::from_str(&counts).unwrap_or_default(),
+                    plan_dir: r.get(8)?,
+                    applied: r.get::<_, i64>(9)? != 0,
+                    message: r.get(10)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out: Vec<Run> = rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?;
+        out.reverse();
+        Ok(out)
+    }
+
+    pub fn run(&self, id: i64) -> Result<Option<Run>, LedgerError> {
+        let spec: Option<String> = self
+            .conn
+            .query_row("SELECT spec FROM runs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(spec) = spec else { return Ok(None) };
+        Ok(self
+            .runs(&spec, usize::MAX >> 1)?
+            .into_iter()
+            .find(|r| r.id == id))
+    }
+
+    /// All links of a spec as (left id, right id).
+    pub fn links(&self, spec: &str) -> Result<Vec<(String, String)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT left_id, right_id FROM links WHERE spec = ?1 ORDER BY left_id, right_id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![spec], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Remember that two records are the same (idempotent).
+    pub fn link(
+        &self,
+        spec: &str,
+        left: &str,
+        right: &str,
+        key: &str,
+        run_id: i64,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO links (spec, left_id, right_id, key, run_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![spec, left, right, key, run_id, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_records_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len());
+        let id = l.start_run("s", "pull", "2026-01-01T00:00:00Z").unwrap();
+        let mut counts = serde_json::Map::new();
+        counts.insert("create".into(), 3.into());
+        l.finish_run(
+            id,
+            "2026-01-01T00:00:01Z",
+            "ok",
+            &["a.parquet".into()],
+            &counts,
+            None,
+            None,
+        )
+        .unwrap();
+        drop(l);
+        // Reopening runs no migration twice and keeps the data.
+        let l = Ledger::open(dir.path()).unwrap();
+        let runs = l.runs("s", 10).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "ok");
+        assert_eq!(runs[0].counts["create"], 3);
+        l.link("s", "a1", "b1", "email", id, "t").unwrap();
+        l.link("s", "a1", "b1", "email", id, "t").unwrap();
+        assert_eq!(
+            l.links("s").unwrap(),
+            vec![("a1".to_string(), "b1".to_string())]
+        );
+    }
+}
