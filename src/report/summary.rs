@@ -58,9 +58,7 @@ impl Summary {
     }
 
     /// Counts and top fields computed from a plan frame.
-    pub fn tally(
-        plan: &DataFrame,
-    ) -> PolarsResult<(Counts, Vec<(String, u64)>)> {
+    pub fn tally(plan: &DataFrame) -> PolarsResult<(Counts, Vec<(String, u64)>)> {
         let counts = plan
             .clone()
             .lazy()

@@ -67,20 +67,20 @@ impl Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error: {}", self.message)?;
+        let num = self.line.to_string();
+        let pad = " ".repeat(if self.line == 0 { 1 } else { num.len() });
         if self.line == 0 {
-            write!(f, "  --> {}", self.file.display())?;
+            write!(f, "{pad}--> {}", self.file.display())?;
         } else {
             write!(
                 f,
-                "  --> {}:{}:{}",
+                "{pad}--> {}:{}:{}",
                 self.file.display(),
                 self.line,
                 self.column
             )?;
         }
         if let Some((text, width)) = &self.snippet {
-            let num = self.line.to_string();
-            let pad = " ".repeat(num.len());
             write!(
                 f,
                 "\n{pad} |\n{num} | {text}\n{pad} | {}{}",
@@ -89,7 +89,7 @@ impl fmt::Display for Diagnostic {
             )?;
         }
         if let Some(hint) = &self.hint {
-            write!(f, "\n  = hint: {hint}")?;
+            write!(f, "\n{pad} = hint: {hint}")?;
         }
         Ok(())
     }

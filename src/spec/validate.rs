@@ -77,6 +77,9 @@ fn unknown_key_hint(msg: &str) -> Option<String> {
 }
 
 fn one_of(word: &str, known: &[&str]) -> Option<String> {
+    if known.is_empty() {
+        return None;
+    }
     Some(match nearest(word, known.iter().copied()) {
         Some(n) => format!("did you mean `{n}`? (one of: {})", known.join(", ")),
         None => format!("one of: {}", known.join(", ")),
@@ -112,6 +115,8 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
     let mut fields: Vec<Spanned<FieldWire>> = Vec::new();
     let mut keys: Vec<Spanned<KeyWire>> = Vec::new();
     let mut report: Option<ReportWire> = None;
+    let mut raw_fields = 0usize;
+    let mut raw_field_names: Vec<String> = Vec::new();
 
     for (k, v) in root.into_inner() {
         let key = k.get_ref().to_string();
@@ -151,7 +156,22 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
                 match v.into_inner() {
                     DeValue::Array(items) => {
                         for (n, item) in items.into_iter().enumerate() {
-                            let ctx = format!("[[{key}]] #{}", n + 1);
+                            // Name the item in messages, and keep field names
+                            // known even when the rest of the item is broken.
+                            let item_name = item
+                                .get_ref()
+                                .get("name")
+                                .and_then(|v| v.get_ref().as_str().map(str::to_string));
+                            let ctx = match &item_name {
+                                Some(nm) => format!("[[{key}]] `{nm}`"),
+                                None => format!("[[{key}]] #{}", n + 1),
+                            };
+                            if key == "field" {
+                                raw_fields += 1;
+                                if let Some(nm) = item_name {
+                                    raw_field_names.push(nm);
+                                }
+                            }
                             let ispan = item.span();
                             if key == "field" {
                                 if let Some(w) = cx.de::<FieldWire>(item, &ctx) {
@@ -265,10 +285,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
 
     // Fields.
     let mut seen = BTreeSet::new();
-    let field_names: Vec<String> = fields
-        .iter()
-        .map(|f| f.get_ref().name.get_ref().clone())
-        .collect();
+    let field_names: Vec<String> = raw_field_names;
     let mut typed_fields = Vec::new();
     for f in &fields {
         let fname = f.get_ref().name.get_ref().clone();
@@ -290,7 +307,7 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
             typed_fields.push(tf);
         }
     }
-    if fields.is_empty() {
+    if raw_fields == 0 {
         cx.err(
             Some(root_span.start..root_span.start),
             "a spec needs at least one [[field]]",
