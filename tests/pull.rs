@@ -145,10 +145,9 @@ fn top_level_json_array_ndjson_and_parquet_sources() {
     // A Parquet file is a source too: read side a's snapshot back.
     let snap = d.files("snapshots/t/a", ".parquet")[0].clone();
     std::fs::copy(&snap, d.path().join("a.parquet")).unwrap();
-    let fields = FIELDS.replace("a = \"email\"", "a = \"email\"");
     let sp = d.write(
         "p.toml",
-        spec("a.parquet", "", "b.ndjson", "", &fields)
+        spec("a.parquet", "", "b.ndjson", "", FIELDS)
             .replace("name = \"t\"", "name = \"p\"")
             .replace("id = \"id\"\n\n\n[side.b]", "id = \"_id\"\n\n\n[side.b]"),
     );
