@@ -17,6 +17,7 @@
 //! - [`ledger`]: recon's own state in SQLite (runs, links).
 //! - [`cli`]: one file per command; [`ui`]: output and progress.
 
+pub mod bench;
 pub mod cli;
 pub mod connect;
 pub mod engine;

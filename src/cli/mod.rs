@@ -1,10 +1,12 @@
 //! The command line: one file per command. Every command prints what it did
 //! and where it wrote; the outcome decides the exit code.
 
+mod bench;
 mod check;
 mod history;
 mod plan;
 mod pull;
+mod report;
 
 use std::path::PathBuf;
 
@@ -52,12 +54,31 @@ pub enum Command {
     Plan { spec: PathBuf },
     /// Pull, then plan: the nightly job.
     Run { spec: PathBuf },
+    /// Generate N x N customers and time the plan with its peak memory.
+    Bench {
+        /// Customers per side.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Seed of the generated data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Where to write (default bench/out/ROWS).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Show past runs of a spec and how far the sides drifted.
     History {
         spec: PathBuf,
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Re-render the reports of an existing plan folder.
+    Report {
+        plan_dir: PathBuf,
+        /// Rows listed per class in report.html; the Parquet plan holds them all.
+        #[arg(long, default_value_t = crate::report::DEFAULT_MAX_ROWS)]
+        max_rows: usize,
     },
 }
 
@@ -108,8 +129,19 @@ impl Cli {
     }
 
     pub fn run(&self) -> anyhow::Result<Outcome> {
+        let outcome = self.dispatch();
+        if std::env::var_os(bench::PEAK_RSS_ENV).is_some()
+            && let Some(kb) = bench::peak_rss_kb()
+        {
+            eprintln!("peak_rss_kb: {kb}");
+        }
+        outcome
+    }
+
+    fn dispatch(&self) -> anyhow::Result<Outcome> {
         let ui = Progress::new(self.verbosity());
         match &self.command {
+            Command::Bench { rows, seed, out } => bench::run(*rows, *seed, out.clone(), &ui),
             Command::Check { spec } => check::run(spec, &ui),
             Command::Pull { spec } => {
                 pull::run(&load(spec)?, &self.home, &ui)?;
@@ -122,6 +154,9 @@ impl Cli {
                 plan::run(&spec, &self.home, &ui)
             }
             Command::History { spec, limit } => history::run(&load(spec)?, &self.home, *limit, &ui),
+            Command::Report { plan_dir, max_rows } => {
+                report::run(plan_dir, &self.home, *max_rows, &ui)
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::{dtype, field_column, normalize::normalized};
+use super::{dtype, field_column, norm_column, normalize::normalized, plain};
 use crate::spec::{Calc, Field, FieldType, Literal, Piece, SideIx, Source, Spec};
 
 /// The value `from` wants written for `f`, and a flag set where the value
@@ -119,7 +119,12 @@ pub fn equal(spec: &Spec, f: &Field, want: Expr, have: Expr, from: SideIx) -> Ex
         let mut e = e;
         if let Some(n) = c.normalize {
             // A value the normalizer cannot read is compared as written.
-            e = normalized(e.clone(), n, spec.side(side).region.as_deref()).fill_null(e);
+            let normal = if plain(f) {
+                col(norm_column(side, &f.name, n))
+            } else {
+                normalized(e.clone(), n, spec.side(side).region.as_deref())
+            };
+            e = normal.fill_null(e);
         }
         if c.trim {
             e = e.str().strip_chars(lit(NULL));

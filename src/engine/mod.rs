@@ -14,7 +14,7 @@ pub mod normalize;
 
 use polars::prelude::*;
 
-use crate::spec::{FieldType, FilterRule, SideIx, Spec, expr::CmpOp, expr::Value};
+use crate::spec::{FieldType, FilterRule, Normalizer, SideIx, Spec, expr::CmpOp, expr::Value};
 
 pub use classify::PLAN_COLUMNS;
 
@@ -91,6 +91,22 @@ pub(crate) fn field_column(side: SideIx, field: &str) -> String {
     format!("{}.{field}", prefix(side))
 }
 
+/// The column holding a field's normal form under `n`: `a.phone~phone`.
+pub(crate) fn norm_column(side: SideIx, field: &str, n: Normalizer) -> String {
+    let digits = if matches!(n, Normalizer::Sku { digits_only: true }) {
+        "-digits"
+    } else {
+        ""
+    };
+    format!("{}.{field}~{}{digits}", prefix(side), n.name())
+}
+
+/// Whether a field's sending value is the field itself, so that its normal
+/// form can be computed once per side and shared by keys and comparisons.
+pub(crate) fn plain(f: &crate::spec::Field) -> bool {
+    f.source == crate::spec::Source::Own && f.default.is_none() && f.map.is_none()
+}
+
 /// The name of the i-th key's normalized column for a side prefix.
 pub(crate) fn key_column(p: &str, i: usize) -> String {
     format!("{p}#key{i}")
@@ -136,17 +152,52 @@ fn prepare(spec: &Spec, lf: LazyFrame, side: SideIx) -> PolarsResult<LazyFrame> 
             .then(lit(format!("filtered out by {} rule `{text}`", s.name)))
             .otherwise(skip);
     }
-    let mut extra = vec![skip.alias(format!("{p}_skip"))];
+    // Normal forms, computed once: keys and comparisons both read them.
+    let mut forms: Vec<(String, Normalizer)> = Vec::new();
+    for k in &spec.keys {
+        for f in &k.fields {
+            if k.normalize != Normalizer::Exact {
+                forms.push((f.clone(), k.normalize));
+            }
+        }
+    }
+    for f in spec.fields.iter().filter(|f| plain(f)) {
+        if let Some(n) = f.compare.normalize {
+            forms.push((f.name.clone(), n));
+        }
+    }
+    forms.sort_by_key(|(f, n)| {
+        (
+            f.clone(),
+            n.name(),
+            matches!(n, Normalizer::Sku { digits_only: true }),
+        )
+    });
+    forms.dedup();
+    let mut normal = vec![skip.alias(format!("{p}_skip"))];
+    for (f, n) in &forms {
+        normal.push(
+            normalize::normalized(
+                col(field_column(side, f)).cast(DataType::String),
+                *n,
+                s.region.as_deref(),
+            )
+            .alias(norm_column(side, f, *n)),
+        );
+    }
+    let mut extra = Vec::new();
     for (i, k) in spec.keys.iter().enumerate() {
         let parts: Vec<Expr> = k
             .fields
             .iter()
-            .map(|f| {
-                normalize::normalized(
-                    col(field_column(side, f)).cast(DataType::String),
-                    k.normalize,
-                    s.region.as_deref(),
-                )
+            .map(|f| match k.normalize {
+                Normalizer::Exact => {
+                    let e = col(field_column(side, f)).cast(DataType::String);
+                    when(e.clone().eq(lit("")))
+                        .then(lit(NULL).cast(DataType::String))
+                        .otherwise(e)
+                }
+                n => col(norm_column(side, f, n)),
             })
             .collect();
         let key = if parts.len() == 1 {
@@ -156,7 +207,7 @@ fn prepare(spec: &Spec, lf: LazyFrame, side: SideIx) -> PolarsResult<LazyFrame> 
         };
         extra.push(key.alias(key_column(p, i)));
     }
-    Ok(lf.select(cols).with_columns(extra))
+    Ok(lf.select(cols).with_columns(normal).with_columns(extra))
 }
 
 fn filter_expr(spec: &Spec, side: SideIx, rule: &FilterRule) -> Expr {

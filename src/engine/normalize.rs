@@ -36,7 +36,8 @@ pub fn normalized(e: Expr, n: Normalizer, region: Option<&str>) -> Expr {
         .otherwise(out)
 }
 
-/// Apply `f` to each distinct value of a string column.
+/// Apply `f` to each distinct value of a string column, spreading the
+/// distinct values over the machine's cores.
 fn per_distinct<F>(e: Expr, f: F) -> Expr
 where
     F: Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -44,15 +45,49 @@ where
     e.map(
         move |c: Column| {
             let ca = c.str()?;
-            let mut memo: HashMap<&str, Option<String>> = HashMap::new();
-            let out: StringChunked = ca
+            let mut index: HashMap<&str, u32> = HashMap::new();
+            let mut distinct: Vec<&str> = Vec::new();
+            let slots: Vec<Option<u32>> = ca
                 .iter()
-                .map(|v| v.and_then(|s| memo.entry(s).or_insert_with(|| f(s)).clone()))
+                .map(|v| {
+                    v.map(|s| {
+                        *index.entry(s).or_insert_with(|| {
+                            distinct.push(s);
+                            (distinct.len() - 1) as u32
+                        })
+                    })
+                })
+                .collect();
+            let results = map_parallel(&distinct, &f);
+            let out: StringChunked = slots
+                .into_iter()
+                .map(|slot| slot.and_then(|i| results[i as usize].as_deref()))
                 .collect();
             Ok(out.with_name(c.name().clone()).into_column())
         },
         |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
     )
+}
+
+fn map_parallel<F>(values: &[&str], f: &F) -> Vec<Option<String>>
+where
+    F: Fn(&str) -> Option<String> + Sync,
+{
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || values.len() < 4096 {
+        return values.iter().map(|v| f(v)).collect();
+    }
+    let chunk = values.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = values
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|v| f(v)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a normalizer thread panicked"))
+            .collect()
+    })
 }
 
 /// E.164 form of a phone number, read with the side's default region.
