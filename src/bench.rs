@@ -80,7 +80,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -89,11 +89,11 @@ impl Rng {
     }
     /// 0..n
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
     /// true with probability p (0..1).
     pub fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 }
 
@@ -196,7 +196,7 @@ pub fn generate(
         // 5% only in the CRM (creates), 5% only in the ERP (orphans).
         let roll = rng.below(100);
         let in_crm = roll >= 5;
-        let in_erp = roll < 5 || roll >= 10;
+        let in_erp = !(5..10).contains(&roll);
         // 0.1% share an email with the next customer: duplicates.
         let email = if rng.chance(0.001) {
             format!("user{}@example.com", i + 1)
