@@ -37,6 +37,14 @@ const MIGRATIONS: &[&str] = &[
         created_at TEXT NOT NULL,
         PRIMARY KEY (spec, left_id, right_id)
     );",
+    // 3: where each side's next incremental pull starts
+    "CREATE TABLE cursors (
+        spec TEXT NOT NULL,
+        side TEXT NOT NULL,
+        cursor TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (spec, side)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -230,6 +238,36 @@ impl Ledger {
             .query_map(params![spec], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The stored cursor of a side, if an earlier pull left one.
+    pub fn cursor(&self, spec: &str, side: &str) -> Result<Option<String>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT cursor FROM cursors WHERE spec = ?1 AND side = ?2",
+                params![spec, side],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Store where the next incremental pull of a side starts.
+    pub fn set_cursor(
+        &self,
+        spec: &str,
+        side: &str,
+        cursor: &str,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO cursors (spec, side, cursor, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (spec, side) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+                params![spec, side, cursor, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Remember that two records are the same (idempotent).

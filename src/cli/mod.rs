@@ -49,11 +49,21 @@ pub enum Command {
     /// Validate a spec and say in one paragraph what it will do.
     Check { spec: PathBuf },
     /// Read both sides and write a Parquet snapshot of each.
-    Pull { spec: PathBuf },
+    Pull {
+        spec: PathBuf,
+        /// Read everything, ignoring the stored incremental cursors.
+        #[arg(long)]
+        full: bool,
+    },
     /// Compare the latest snapshots and write the plan and its summary.
     Plan { spec: PathBuf },
     /// Pull, then plan: the nightly job.
-    Run { spec: PathBuf },
+    Run {
+        spec: PathBuf,
+        /// Read everything, ignoring the stored incremental cursors.
+        #[arg(long)]
+        full: bool,
+    },
     /// Generate N x N customers and time the plan with its peak memory.
     Bench {
         /// Customers per side.
@@ -143,14 +153,14 @@ impl Cli {
         match &self.command {
             Command::Bench { rows, seed, out } => bench::run(*rows, *seed, out.clone(), &ui),
             Command::Check { spec } => check::run(spec, &ui),
-            Command::Pull { spec } => {
-                pull::run(&load(spec)?, &self.home, &ui)?;
+            Command::Pull { spec, full } => {
+                pull::run(&load(spec)?, &self.home, *full, &ui)?;
                 Ok(Outcome::InSync)
             }
             Command::Plan { spec } => plan::run(&load(spec)?, &self.home, &ui),
-            Command::Run { spec } => {
+            Command::Run { spec, full } => {
                 let spec = load(spec)?;
-                pull::run(&spec, &self.home, &ui)?;
+                pull::run(&spec, &self.home, *full, &ui)?;
                 plan::run(&spec, &self.home, &ui)
             }
             Command::History { spec, limit } => history::run(&load(spec)?, &self.home, *limit, &ui),

@@ -6,11 +6,12 @@
 //! read land in `<timestamp>.rejects.csv` beside it.
 
 pub mod convert;
+pub mod merge;
 mod pull;
 mod read;
 mod write;
 
-pub use pull::{PullOutcome, pull_side};
+pub use pull::{PullOptions, PullOutcome, pull_side};
 pub use read::{SnapshotInfo, latest, read_info};
 pub use write::{SnapshotWriter, arrow_schema};
 
@@ -24,6 +25,8 @@ pub mod meta {
     pub const ROWS: &str = "recon.rows";
     pub const REJECTS: &str = "recon.rejects";
     pub const PULLED_AT: &str = "recon.pulled_at";
+    pub const CHANGED: &str = "recon.changed";
+    pub const DELETED_UPSTREAM: &str = "recon.deleted_upstream";
 }
 
 /// The column holding each record's native id.

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::convert::{Cell, to_cell};
-use super::meta;
 use super::write::{SnapshotWriter, arrow_schema};
-use crate::connect::{self, Item, Locator, SourceError};
+use super::{latest, merge, meta};
+use crate::connect::{self, Cursor, Item, Locator, SourceError};
 use crate::spec::{Field, SideIx, Spec, path::scalar_text};
 use crate::ui::Progress;
 
@@ -22,6 +22,26 @@ pub struct PullOutcome {
     pub rows: u64,
     pub rejects: u64,
     pub rejects_path: Option<PathBuf>,
+    /// `full` or `incremental`.
+    pub mode: &'static str,
+    /// Records read from the source (the delta, for an incremental pull).
+    pub read: u64,
+    /// Records in the last snapshot that are gone now.
+    pub deleted_upstream: u64,
+    /// Where the next incremental pull starts.
+    pub cursor: Option<Cursor>,
+}
+
+/// How to pull one side.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// File name stem of the new snapshot (a UTC timestamp).
+    pub stamp: String,
+    pub pulled_at: String,
+    /// Read only changes since this cursor, when the side can.
+    pub since: Option<Cursor>,
+    /// Where rotated OAuth2 refresh tokens are kept.
+    pub token_store: Option<PathBuf>,
 }
 
 struct Reject {
@@ -36,8 +56,7 @@ pub fn pull_side(
     spec: &Spec,
     side: SideIx,
     home: &Path,
-    stamp: &str,
-    pulled_at: &str,
+    opts: &PullOptions,
     progress: &Progress,
 ) -> Result<PullOutcome, SourceError> {
     let s = spec.side(side);
@@ -46,27 +65,44 @@ pub fn pull_side(
         .iter()
         .filter(|f| f.path(side).is_some())
         .collect();
+    let schema = arrow_schema(&fields);
     let dir = home.join("snapshots").join(&spec.name).join(&s.name);
-    let path = dir.join(format!("{stamp}.parquet"));
-    let metadata = vec![
-        (meta::SPEC.to_string(), spec.name.clone()),
-        (meta::SPEC_HASH.to_string(), spec.hash.clone()),
-        (meta::SIDE.to_string(), s.name.clone()),
-        (meta::SOURCE.to_string(), s.connection.describe()),
-        (meta::MODE.to_string(), "full".to_string()),
-        (meta::PULLED_AT.to_string(), pulled_at.to_string()),
-    ];
+    let path = dir.join(format!("{}.parquet", opts.stamp));
+    let previous = latest(home, &spec.name, &s.name).ok().flatten();
+    // Changes merge only into a snapshot with the same columns.
+    let same_shape = previous
+        .as_ref()
+        .and_then(|p| merge::schema(p).ok())
+        .is_some_and(|prev| prev.fields() == schema.fields());
+    let since = if same_shape { opts.since } else { None };
+    let metadata = |mode: &str| {
+        vec![
+            (meta::SPEC.to_string(), spec.name.clone()),
+            (meta::SPEC_HASH.to_string(), spec.hash.clone()),
+            (meta::SIDE.to_string(), s.name.clone()),
+            (meta::SOURCE.to_string(), s.connection.describe()),
+            (meta::MODE.to_string(), mode.to_string()),
+            (meta::PULLED_AT.to_string(), opts.pulled_at.clone()),
+        ]
+    };
     let stop = |e: std::io::Error| {
         SourceError::Stopped(format!("cannot write snapshot {}: {e}", path.display()))
     };
+    // An incremental read lands in a hidden delta first, then merges.
+    let delta_path = dir.join(format!(".{}.delta.parquet", opts.stamp));
+    let first_path = if since.is_some() { &delta_path } else { &path };
     let mut writer =
-        SnapshotWriter::create(&path, arrow_schema(&fields), metadata).map_err(stop)?;
+        SnapshotWriter::create(first_path, schema.clone(), metadata("full")).map_err(stop)?;
     let mut rejects: Vec<Reject> = Vec::new();
-    // Where each id was first seen: a second record with the same id is rejected.
+    // Where each id was first seen: in a file a second record with the same
+    // id is an error; an API may page a record twice when it changes during
+    // the read, and the first copy is kept.
     let mut seen: HashMap<String, Locator> = HashMap::new();
+    let repeats_are_errors = matches!(s.connection, crate::spec::Connection::File(_));
+    let mut repeated = 0u64;
     let mut bar = progress.records(&format!("pull {}", s.name));
 
-    connect::read_side(s, &mut |item| {
+    let pulled = connect::read_side(s, since, opts.token_store.clone(), &mut |item| {
         bar.inc(1);
         let (at, value) = match item {
             Item::Reject { at, reason, raw } => {
@@ -94,12 +130,16 @@ pub fn pull_side(
             return Ok(());
         };
         if let Some(first) = seen.get(&id) {
-            rejects.push(Reject {
-                at,
-                field: s.id.to_string(),
-                reason: format!("id `{id}` was already used at {first}"),
-                raw: raw_text(&value),
-            });
+            if repeats_are_errors {
+                rejects.push(Reject {
+                    at,
+                    field: s.id.to_string(),
+                    reason: format!("id `{id}` was already used at {first}"),
+                    raw: raw_text(&value),
+                });
+            } else {
+                repeated += 1;
+            }
             return Ok(());
         }
         let mut cells: Vec<Cell> = Vec::with_capacity(fields.len());
@@ -132,27 +172,70 @@ pub fn pull_side(
         writer.push(&id, cells).map_err(|e| e.to_string())
     })?;
     bar.finish();
+    if repeated > 0 {
+        tracing::info!(side = %s.name, repeated, "records seen twice while paging were kept once");
+    }
 
-    let rows = writer.rows();
-    let rejects_path = dir.join(format!("{stamp}.rejects.csv"));
+    let read = writer.rows();
+    let rejects_path = dir.join(format!("{}.rejects.csv", opts.stamp));
     let rejects_path = if rejects.is_empty() {
         None
     } else {
         write_rejects(&rejects_path, &rejects).map_err(stop)?;
         Some(rejects_path)
     };
-    let path = writer
-        .finish(vec![
+    let extra = |rows: u64, deleted: u64| {
+        vec![
             (meta::ROWS.to_string(), rows.to_string()),
             (meta::REJECTS.to_string(), rejects.len().to_string()),
-        ])
-        .map_err(stop)?;
+            (meta::CHANGED.to_string(), read.to_string()),
+            (meta::DELETED_UPSTREAM.to_string(), deleted.to_string()),
+        ]
+    };
+    let (path, rows, deleted_upstream, mode) = match (pulled.incremental, &previous) {
+        (true, Some(prev)) => {
+            let delta = writer.finish(vec![]).map_err(stop)?;
+            let mut merged =
+                SnapshotWriter::create(&path, schema, metadata("incremental")).map_err(stop)?;
+            let result = merge::merge(prev, &delta, &pulled.deleted, &mut merged);
+            let _ = std::fs::remove_file(&delta);
+            result.map_err(stop)?;
+            let rows = merged.rows();
+            let deleted = pulled.deleted.len() as u64;
+            (
+                merged.finish(extra(rows, deleted)).map_err(stop)?,
+                rows,
+                deleted,
+                "incremental",
+            )
+        }
+        _ => {
+            let deleted = match &previous {
+                Some(prev) => {
+                    let before = merge::ids(prev).map_err(stop)?;
+                    before.iter().filter(|id| !seen.contains_key(*id)).count() as u64
+                }
+                None => 0,
+            };
+            let rows = writer.rows();
+            (
+                writer.finish(extra(rows, deleted)).map_err(stop)?,
+                rows,
+                deleted,
+                "full",
+            )
+        }
+    };
     Ok(PullOutcome {
         side: s.name.clone(),
         path,
         rows,
         rejects: rejects.len() as u64,
         rejects_path,
+        mode,
+        read,
+        deleted_upstream,
+        cursor: pulled.cursor,
     })
 }
 

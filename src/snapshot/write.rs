@@ -176,6 +176,19 @@ impl SnapshotWriter {
         self.rows
     }
 
+    /// Append a whole batch with this snapshot's schema (merging snapshots).
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> std::io::Result<()> {
+        self.flush()?;
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(std::io::Error::other)?;
+        self.rows += batch.num_rows() as u64;
+        self.writer
+            .as_mut()
+            .expect("writer lives until finish")
+            .write(&batch)
+            .map_err(std::io::Error::other)
+    }
+
     fn flush(&mut self) -> std::io::Result<()> {
         if self.buffered == 0 {
             return Ok(());

@@ -219,6 +219,7 @@ pub struct FileSource {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Connection {
     File(FileSource),
+    Http(Box<crate::connect::http::HttpSource>),
 }
 
 impl Connection {
@@ -226,6 +227,7 @@ impl Connection {
     pub fn describe(&self) -> String {
         match self {
             Connection::File(f) => f.path.display().to_string(),
+            Connection::Http(h) => h.describe(),
         }
     }
 }
@@ -417,5 +419,6 @@ impl Spec {
 fn connection_kind(c: &Connection) -> String {
     match c {
         Connection::File(f) => format!("{} file", f.format.name()),
+        Connection::Http(h) => format!("{} API, {}", h.profile.name, h.entity),
     }
 }

@@ -1,6 +1,6 @@
 //! From spec text to a typed [`Spec`], collecting every error on the way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -446,6 +446,12 @@ pub(super) fn validate(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
 fn placeholder_side() -> SideWire {
     SideWire {
         file: None,
+        profile: None,
+        entity: None,
+        base_url: None,
+        auth: None,
+        incremental: None,
+        overlap_seconds: None,
         format: None,
         records: None,
         delimiter: None,
@@ -527,11 +533,16 @@ fn side(cx: &mut Ctx, name: &Spanned<String>, w: &SideWire) -> Option<Side> {
             None
         }
     };
+    if let Some(profile) = &w.profile {
+        return http_side(cx, name, w, profile, id, errors_before);
+    }
     let Some(file) = &w.file else {
         cx.err(
             Some(name.span()),
             format!("side `{n}` says nothing about where its records come from"),
-            Some(format!("add `file = \"{n}.csv\"` under [side.{n}]")),
+            Some(format!(
+                "add `file = \"{n}.csv\"` or `profile = \"moysklad\"` under [side.{n}]"
+            )),
         );
         return None;
     };
@@ -612,6 +623,27 @@ fn side(cx: &mut Ctx, name: &Spanned<String>, w: &SideWire) -> Option<Side> {
                 None
             }
         });
+    let common = side_common(cx, n, w);
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    Some(Side {
+        name: n.clone(),
+        connection: Connection::File(FileSource {
+            path,
+            format: format?,
+            records,
+            delimiter,
+            quote,
+            header: w.header.unwrap_or(true),
+        }),
+        id: id?,
+        ..common
+    })
+}
+
+/// The settings every kind of side has: zone, region, filters, formats.
+fn side_common(cx: &mut Ctx, n: &str, w: &SideWire) -> Side {
     let timezone = match &w.timezone {
         None => chrono_tz::UTC,
         Some(tz) => match tz.get_ref().parse::<chrono_tz::Tz>() {
@@ -643,20 +675,17 @@ fn side(cx: &mut Ctx, name: &Spanned<String>, w: &SideWire) -> Option<Side> {
             Err(e) => cx.err(Some(f.span()), format!("side `{n}`: bad filter: {e}"), None),
         }
     }
-    if cx.errors.len() > errors_before {
-        return None;
-    }
-    Some(Side {
-        name: n.clone(),
+    Side {
+        name: n.to_string(),
         connection: Connection::File(FileSource {
-            path,
-            format: format?,
-            records,
-            delimiter,
-            quote,
-            header: w.header.unwrap_or(true),
+            path: Default::default(),
+            format: FileFormat::Csv,
+            records: None,
+            delimiter: b',',
+            quote: b'"',
+            header: true,
         }),
-        id: id?,
+        id: FieldPath::key("id"),
         region: w.region.as_ref().map(|r| r.get_ref().to_ascii_uppercase()),
         timezone,
         decimal_comma: w.decimal_comma.unwrap_or(false),
@@ -667,6 +696,131 @@ fn side(cx: &mut Ctx, name: &Spanned<String>, w: &SideWire) -> Option<Side> {
             .map(|s| s.get_ref().clone())
             .collect(),
         filters,
+    }
+}
+
+/// An HTTP side: a profile, one of its entities, and the variables holding
+/// its credentials.
+fn http_side(
+    cx: &mut Ctx,
+    name: &Spanned<String>,
+    w: &SideWire,
+    profile: &Spanned<String>,
+    id: Option<FieldPath>,
+    errors_before: usize,
+) -> Option<Side> {
+    let n = name.get_ref();
+    if let Some(f) = &w.file {
+        cx.err(
+            Some(f.span()),
+            format!("side `{n}` has both `file` and `profile`"),
+            Some("a side reads a file or an API, not both".into()),
+        );
+    }
+    for (key, given) in [
+        ("format", w.format.is_some()),
+        ("records", w.records.is_some()),
+        ("delimiter", w.delimiter.is_some()),
+        ("quote", w.quote.is_some()),
+    ] {
+        if given {
+            cx.err(
+                Some(name.span()),
+                format!("side `{n}`: `{key}` applies to file sides only"),
+                None,
+            );
+        }
+    }
+    let base = cx.file.parent().unwrap_or(Path::new("."));
+    let prof = match crate::connect::http::profile::Profile::find(profile.get_ref(), base) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.err(Some(profile.span()), e, None);
+            None
+        }
+    };
+    let entity = match (&w.entity, &prof) {
+        (None, _) => {
+            cx.err(
+                Some(name.span()),
+                format!("side `{n}` needs `entity`, the profile's entity to read"),
+                None,
+            );
+            None
+        }
+        (Some(e), Some(p)) if !p.entity.contains_key(e.get_ref()) => {
+            let names: Vec<&str> = p.entity.keys().map(String::as_str).collect();
+            cx.err(
+                Some(e.span()),
+                format!("profile `{}` has no entity `{}`", p.name, e.get_ref()),
+                one_of(e.get_ref(), &names),
+            );
+            None
+        }
+        (Some(e), _) => Some(e.get_ref().clone()),
+    };
+    let mut auth = BTreeMap::new();
+    for (k, v) in w.auth.iter().flat_map(|a| a.get_ref().iter()) {
+        auth.insert(k.clone(), v.get_ref().clone());
+    }
+    if let Some(p) = &prof {
+        let needed = p.auth.secrets();
+        for secret in &needed {
+            if !auth.contains_key(secret) {
+                let span = w.auth.as_ref().map(|a| a.span()).unwrap_or(name.span());
+                cx.err(
+                    Some(span),
+                    format!("side `{n}`: profile `{}` needs the secret `{secret}`", p.name),
+                    Some(format!("name the environment variable that holds it: [side.{n}.auth] {secret} = \"{}_{}\"", n.to_uppercase(), secret.to_uppercase())),
+                );
+            }
+        }
+        for (k, v) in w.auth.iter().flat_map(|a| a.get_ref().iter()) {
+            if !needed.contains(k) {
+                let names: Vec<&str> = needed.iter().map(String::as_str).collect();
+                cx.err(
+                    Some(v.span()),
+                    format!("side `{n}`: profile `{}` has no secret `{k}`", p.name),
+                    one_of(k, &names),
+                );
+            }
+            let var = v.get_ref();
+            if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                cx.err(
+                    Some(v.span()),
+                    format!("side `{n}`: `{k}` must name an environment variable, not hold the secret"),
+                    Some("secrets never live in a spec: write the variable's name, e.g. MOYSKLAD_TOKEN".into()),
+                );
+            }
+        }
+    }
+    let common = side_common(cx, n, w);
+    if cx.errors.len() > errors_before {
+        return None;
+    }
+    let prof = prof?;
+    let entity = entity?;
+    let supports = prof
+        .entity
+        .get(&entity)
+        .is_some_and(|e| e.incremental.is_some() || e.changelog.is_some());
+    Some(Side {
+        name: n.clone(),
+        connection: Connection::Http(Box::new(crate::connect::http::HttpSource {
+            profile_name: profile.get_ref().clone(),
+            base_url: w
+                .base_url
+                .as_ref()
+                .map(|b| b.get_ref().clone())
+                .unwrap_or_else(|| prof.base_url.clone()),
+            profile: prof,
+            entity,
+            auth,
+            incremental: w.incremental.unwrap_or(true) && supports,
+            overlap: std::time::Duration::from_secs(w.overlap_seconds.unwrap_or(300)),
+        })),
+        id: id?,
+        ..common
     })
 }
 

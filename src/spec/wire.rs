@@ -28,6 +28,20 @@ pub const TOP_KEYS: &[&str] = &[
 pub struct SideWire {
     /// A local file, relative to the spec file.
     pub file: Option<Spanned<String>>,
+    /// An HTTP side: a built-in profile (`moysklad`, `retailcrm`, `teamleader`,
+    /// `reviso`, `eaccounting`) or a profile file relative to the spec.
+    pub profile: Option<Spanned<String>>,
+    /// The profile's entity to read (`counterparty`, `customers`).
+    pub entity: Option<Spanned<String>>,
+    /// Overrides the profile's base URL (a sandbox, the emulator).
+    pub base_url: Option<Spanned<String>>,
+    /// Secret name -> environment variable holding it (`token = "MS_TOKEN"`).
+    pub auth: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    /// Pull only what changed since the last pull (default true when the
+    /// entity supports it).
+    pub incremental: Option<bool>,
+    /// Seconds each incremental window reaches back before the cursor (default 300).
+    pub overlap_seconds: Option<u64>,
     /// `csv`, `json`, `ndjson` or `parquet`; inferred from the extension when absent.
     pub format: Option<Spanned<String>>,
     /// For JSON documents: the path to the array of records (`data`, `rows`).
