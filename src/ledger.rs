@@ -45,6 +45,16 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (spec, side)
     );",
+    // 4: the values each pair held when last synced, for three-way compares
+    "CREATE TABLE baselines (
+        spec TEXT NOT NULL,
+        left_id TEXT NOT NULL,
+        right_id TEXT NOT NULL,
+        synced TEXT NOT NULL,
+        run_id INTEGER,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (spec, left_id, right_id)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +278,58 @@ impl Ledger {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Every pair's baseline of a spec: (left id, right id, JSON of field texts).
+    pub fn baselines(&self, spec: &str) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT left_id, right_id, synced FROM baselines WHERE spec = ?1 ORDER BY left_id, right_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![spec], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Store the values a pair holds after a sync.
+    pub fn set_baseline(
+        &self,
+        spec: &str,
+        left: &str,
+        right: &str,
+        synced: &str,
+        run_id: i64,
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO baselines (spec, left_id, right_id, synced, run_id, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (spec, left_id, right_id) DO UPDATE SET synced = excluded.synced, run_id = excluded.run_id, updated_at = excluded.updated_at",
+                params![spec, left, right, synced, run_id, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Run several ledger writes as one transaction.
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        match f() {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Remember that two records are the same (idempotent).

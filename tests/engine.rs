@@ -63,6 +63,8 @@ fn run(spec: &Spec, a: LazyFrame, b: LazyFrame, links: &[(&str, &str)]) -> Vec<R
                 .iter()
                 .map(|(l, r)| (l.to_string(), r.to_string()))
                 .collect(),
+            baseline: None,
+            refs: Default::default(),
         },
     )
     .unwrap();
@@ -844,4 +846,136 @@ fn identical_sides_are_all_unchanged() {
     );
     let rows = run(&s, a.clone(), a, &[]);
     assert!(rows.iter().all(|r| r.class == "unchanged"), "{rows:#?}");
+}
+
+fn run_with(
+    spec: &Spec,
+    a: LazyFrame,
+    b: LazyFrame,
+    baseline: &[(&str, &str, &str)],
+    refs: &[(&str, Vec<(&str, &str)>)],
+) -> Vec<Row> {
+    let base: Vec<(String, String, String)> = baseline
+        .iter()
+        .map(|(l, r, j)| (l.to_string(), r.to_string(), j.to_string()))
+        .collect();
+    let df = engine::plan(
+        spec,
+        Inputs {
+            a,
+            b,
+            links: vec![],
+            baseline: engine::baseline_frame(spec, &base).unwrap(),
+            refs: refs
+                .iter()
+                .map(|(f, l)| {
+                    (
+                        f.to_string(),
+                        l.iter()
+                            .map(|(x, y)| (x.to_string(), y.to_string()))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        },
+    )
+    .unwrap();
+    rows(&df)
+}
+
+#[test]
+fn with_a_baseline_one_sided_changes_flow_and_two_sided_ones_conflict() {
+    let s = spec(&format!(
+        "direction = \"both\"\n{SIDES}\n[[field]]\nname = \"email\"\npath = {{ crm = \"e\", erp = \"e\" }}\n[[field]]\nname = \"city\"\npath = {{ crm = \"c\", erp = \"c\" }}\n[[field]]\nname = \"zip\"\npath = {{ crm = \"z\", erp = \"z\" }}\n{EMAIL_KEY}"
+    ));
+    let a = frame(
+        &s,
+        &[
+            ("_id", vec![Some("1"), Some("2")]),
+            ("email", vec![Some("a@x"), Some("b@x")]),
+            ("city", vec![Some("Roma"), Some("Bari")]),
+            ("zip", vec![Some("00100"), Some("70100")]),
+        ],
+    );
+    let b = frame(
+        &s,
+        &[
+            ("_id", vec![Some("x"), Some("y")]),
+            ("email", vec![Some("a@x"), Some("b@x")]),
+            ("city", vec![Some("Milano"), Some("Bari")]),
+            ("zip", vec![Some("00199"), Some("70121")]),
+        ],
+    );
+    let base = [
+        // Pair 1: crm changed city (Milano -> Roma); erp changed zip. Both flow.
+        ("1", "x", r#"{"email":"a@x","city":"Milano","zip":"00100"}"#),
+        // Pair 2: both changed zip, to different values: a conflict.
+        ("2", "y", r#"{"email":"b@x","city":"Bari","zip":"70122"}"#),
+    ];
+    let rows = run_with(&s, a, b, &base, &[]);
+    let to_erp = rows
+        .iter()
+        .find(|r| r.left.as_deref() == Some("1") && r.receiver.as_deref() == Some("erp"))
+        .unwrap();
+    assert_eq!(to_erp.class, "update");
+    assert_eq!(
+        to_erp.changes,
+        vec![("city".into(), Some("Milano".into()), Some("Roma".into()))]
+    );
+    let to_crm = rows
+        .iter()
+        .find(|r| r.left.as_deref() == Some("1") && r.receiver.as_deref() == Some("crm"))
+        .unwrap();
+    assert_eq!(
+        to_crm.changes,
+        vec![("zip".into(), Some("00100".into()), Some("00199".into()))]
+    );
+    let c = class_of(&rows, Some("2"), Some("y"));
+    assert_eq!(c.class, "conflict", "{rows:#?}");
+    assert_eq!(
+        c.changes,
+        vec![("zip".into(), Some("70100".into()), Some("70121".into()))]
+    );
+    assert_eq!(
+        c.reason.as_deref(),
+        Some("changed on both sides since the last sync")
+    );
+}
+
+#[test]
+fn references_resolve_through_the_parent_links() {
+    let s = spec(&format!(
+        "direction = \"crm -> erp\"\n{SIDES}\n[[field]]\nname = \"number\"\npath = {{ crm = \"n\", erp = \"n\" }}\n[[field]]\nname = \"customer\"\npath = {{ crm = \"c\", erp = \"c\" }}\nref = \"customers\"\n[[key]]\nfields = [\"number\"]\n"
+    ));
+    let a = frame(
+        &s,
+        &[
+            ("_id", vec![Some("o1"), Some("o2"), Some("o3")]),
+            ("number", vec![Some("1"), Some("2"), Some("3")]),
+            ("customer", vec![Some("C1"), Some("C2"), Some("C1")]),
+        ],
+    );
+    let b = frame(
+        &s,
+        &[
+            ("_id", vec![Some("x3")]),
+            ("number", vec![Some("3")]),
+            ("customer", vec![Some("E1")]),
+        ],
+    );
+    let rows = run_with(&s, a, b, &[], &[("customer", vec![("C1", "E1")])]);
+    let o1 = class_of(&rows, Some("o1"), None);
+    assert_eq!(o1.class, "create");
+    assert_eq!(
+        o1.payload.as_ref().unwrap()["customer"],
+        "E1",
+        "the erp id of customer C1"
+    );
+    let o2 = class_of(&rows, Some("o2"), None);
+    assert_eq!(o2.class, "invalid");
+    assert_eq!(
+        o2.reason.as_deref(),
+        Some("customer `C2` refers to a customers record not synced yet")
+    );
+    assert_eq!(class_of(&rows, Some("o3"), Some("x3")).class, "unchanged");
 }

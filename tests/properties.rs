@@ -88,6 +88,8 @@ fn plan(spec: &Spec, a: &[(String, Record)], b: &[(String, Record)]) -> DataFram
             a: frame(spec, a),
             b: frame(spec, b),
             links: vec![],
+            baseline: None,
+            refs: Default::default(),
         },
     )
     .unwrap()

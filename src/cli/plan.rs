@@ -108,9 +108,16 @@ pub fn plan_spec(
         });
     }
     let links = ledger.links(&spec.name)?;
+    let baseline = engine::baseline_frame(spec, &ledger.baselines(&spec.name)?)?;
+    let mut refs = std::collections::BTreeMap::new();
+    for f in &spec.fields {
+        if let Some(parent) = &f.reference {
+            refs.insert(f.name.clone(), ledger.links(parent)?);
+        }
+    }
     let b = frames.pop().expect("two sides");
     let a = frames.pop().expect("two sides");
-    let mut plan = engine::plan(spec, Inputs { a, b, links })
+    let mut plan = engine::plan(spec, Inputs { a, b, links, baseline, refs })
         .map_err(|e| anyhow!("computing the plan: {e}"))?;
     let (counts, top_fields) = Summary::tally(&plan)?;
     let run_id = super::stamp(now);

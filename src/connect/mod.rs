@@ -111,6 +111,39 @@ pub fn read_side(
     }
 }
 
+/// Check that a side can be read: the file opens and parses its first
+/// record, or the API answers a one-record request with the credentials.
+pub fn verify(side: &Side) -> Result<String, String> {
+    match &side.connection {
+        Connection::File(f) => {
+            let mut first = None;
+            let result = file::read(f, &mut |item| {
+                first = Some(item);
+                Err("enough".into())
+            });
+            match (result, first) {
+                (Err(SourceError::Unreadable { reason, .. }), _) => Err(reason),
+                (_, Some(_)) => Ok(format!("{} is readable", f.path.display())),
+                (_, None) => Ok(format!("{} is readable (no records)", f.path.display())),
+            }
+        }
+        Connection::Http(h) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let client = http::Client::new(h, None)?;
+                client
+                    .probe(h.entity())
+                    .await
+                    .map(|_| format!("{} answered, credentials accepted", h.describe()))
+                    .map_err(|e| e.to_string())
+            })
+        }
+    }
+}
+
 fn read_http(
     src: &http::HttpSource,
     side: &Side,

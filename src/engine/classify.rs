@@ -1,15 +1,16 @@
 //! From matched pairs and leftover records to plan rows with a class, the
-//! field-level changes, a reason, and the payload to write.
+//! field-level changes, a reason, the payload to write, and the values the
+//! pair will hold once the row is applied (the next baseline).
 
 use polars::prelude::*;
 
-use super::compare::{equal, json_ready, text, want};
+use super::compare::{equal, equal_loose, json_ready, text, want};
 use super::matching::Matched;
-use super::{A_ID, B_ID, field_column, prefix};
+use super::{A_ID, B_ID, dtype, field_column, prefix};
 use crate::spec::{Direction, Field, SideIx, Spec};
 
 /// The plan's columns, in order (documented in `docs/plan.md`).
-pub const PLAN_COLUMNS: [&str; 9] = [
+pub const PLAN_COLUMNS: [&str; 10] = [
     "class",
     "key",
     "key_value",
@@ -19,14 +20,16 @@ pub const PLAN_COLUMNS: [&str; 9] = [
     "changes",
     "reason",
     "payload",
+    "synced",
 ];
 
-/// `changes`: a list of `{field, before, after}`.
+/// `changes`: a list of `{field, before, after, baseline}`.
 pub fn changes_dtype() -> DataType {
     DataType::List(Box::new(DataType::Struct(vec![
         polars::prelude::Field::new("field".into(), DataType::String),
         polars::prelude::Field::new("before".into(), DataType::String),
         polars::prelude::Field::new("after".into(), DataType::String),
+        polars::prelude::Field::new("baseline".into(), DataType::String),
     ])))
 }
 
@@ -43,15 +46,9 @@ pub(crate) fn sends(d: Direction, side: SideIx) -> bool {
     }
 }
 
-/// Which sides a field's value flows from when the pair differs; `None`
-/// means the difference is a conflict.
-fn flows(d: Direction) -> Option<Vec<SideIx>> {
-    match d {
-        Direction::OneWay { from } => Some(vec![from]),
-        Direction::Both { winner: Some(w) } => Some(vec![w]),
-        Direction::Both { winner: None } => None,
-        Direction::Audit => Some(vec![SideIx::A]),
-    }
+/// The column of a pair's baseline value of a field.
+pub(crate) fn base_column(field: &str) -> String {
+    format!("base.{field}")
 }
 
 /// One field's value as a JSON member (`"email":"a@b"`), for payloads.
@@ -65,12 +62,8 @@ fn member(f: &Field, value: Expr) -> Expr {
         .strip_suffix(lit("}"))
 }
 
-fn problem_if(cond: Expr, msg: Expr, rest: Expr) -> Expr {
-    when(cond).then(msg).otherwise(rest)
-}
-
 /// Select the plan's columns in order with their types.
-fn shape(lf: LazyFrame, exprs: [Expr; 9]) -> LazyFrame {
+fn shape(lf: LazyFrame, exprs: [Expr; 10]) -> LazyFrame {
     let types = [
         DataType::String,
         DataType::String,
@@ -79,6 +72,7 @@ fn shape(lf: LazyFrame, exprs: [Expr; 9]) -> LazyFrame {
         DataType::String,
         DataType::String,
         changes_dtype(),
+        DataType::String,
         DataType::String,
         DataType::String,
     ];
@@ -92,8 +86,8 @@ fn shape(lf: LazyFrame, exprs: [Expr; 9]) -> LazyFrame {
     )
 }
 
-/// Group long rows of (row, receiver?, field, before, after, frag, problem)
-/// into one list of changes per row.
+/// Group long rows of (row, receiver?, field, before, after, baseline, frag,
+/// problem) into one list of changes per row.
 fn gather(long: Vec<LazyFrame>, by: &[&str]) -> PolarsResult<Option<LazyFrame>> {
     if long.is_empty() {
         return Ok(None);
@@ -102,7 +96,13 @@ fn gather(long: Vec<LazyFrame>, by: &[&str]) -> PolarsResult<Option<LazyFrame>> 
         concat(long, UnionArgs::default())?
             .group_by(by.iter().map(|c| col(*c)).collect::<Vec<_>>())
             .agg([
-                as_struct(vec![col("field"), col("before"), col("after")]).alias("changes"),
+                as_struct(vec![
+                    col("field"),
+                    col("before"),
+                    col("after"),
+                    col("baseline"),
+                ])
+                .alias("changes"),
                 col("frag").str().join(",", true).alias("frag"),
                 col("problem").str().join("; ", true).alias("problem"),
             ])
@@ -115,12 +115,105 @@ fn gather(long: Vec<LazyFrame>, by: &[&str]) -> PolarsResult<Option<LazyFrame>> 
     ))
 }
 
-pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> PolarsResult<DataFrame> {
+/// How a field of a matched pair moves.
+struct Flow {
+    /// The side whose value is written to the other.
+    from: SideIx,
+    /// Rows where it moves (besides differing).
+    when: Expr,
+}
+
+/// For each field of a pair: which way a difference flows, and when it is a
+/// conflict instead. With a baseline (the values last synced), a side that
+/// alone changed a field wins; both changed is a conflict.
+fn routes(spec: &Spec, f: &Field, has_base: bool) -> (Vec<Flow>, Option<Expr>) {
+    match spec.field_direction(f) {
+        Direction::OneWay { from } => (
+            vec![Flow {
+                from,
+                when: lit(true),
+            }],
+            None,
+        ),
+        Direction::Audit => (
+            vec![Flow {
+                from: SideIx::A,
+                when: lit(true),
+            }],
+            None,
+        ),
+        Direction::Both { winner } => {
+            if f.paths.iter().any(Option::is_none) {
+                return (vec![], None);
+            }
+            let winner_is = |s: SideIx| lit(winner == Some(s));
+            if !has_base {
+                let flows = SideIx::both()
+                    .into_iter()
+                    .map(|s| Flow {
+                        from: s,
+                        when: winner_is(s),
+                    })
+                    .collect();
+                return (flows, Some(lit(winner.is_none())));
+            }
+            let ty = dtype(f.ty);
+            let base = col(base_column(&f.name)).cast(ty);
+            let changed = |s: SideIx| {
+                equal_loose(spec, f, col(field_column(s, &f.name)), base.clone(), s).not()
+            };
+            let (ca, cb) = (changed(SideIx::A), changed(SideIx::B));
+            let known = col("has_base");
+            let a_wins = when(known.clone())
+                .then(ca.clone().and(cb.clone().not()))
+                .otherwise(winner_is(SideIx::A));
+            let b_wins = when(known.clone())
+                .then(cb.clone().and(ca.clone().not()))
+                .otherwise(winner_is(SideIx::B));
+            let conflict = a_wins.clone().not().and(b_wins.clone().not());
+            (
+                vec![
+                    Flow {
+                        from: SideIx::A,
+                        when: a_wins,
+                    },
+                    Flow {
+                        from: SideIx::B,
+                        when: b_wins,
+                    },
+                ],
+                Some(conflict),
+            )
+        }
+    }
+}
+
+/// The value a field holds on both sides once the pair is in sync: what
+/// flows, else the first side's value.
+fn synced_value(f: &Field, flows: &[(SideIx, Expr)]) -> Expr {
+    let mut e = text(col(field_column(SideIx::A, &f.name)));
+    if f.path(SideIx::A).is_none() {
+        e = text(col(field_column(SideIx::B, &f.name)));
+    }
+    for (from, cond) in flows.iter().rev() {
+        e = when(cond.clone()).then(text(want(f, *from).0)).otherwise(e);
+    }
+    e
+}
+
+pub fn classify(
+    spec: &Spec,
+    a: &DataFrame,
+    b: &DataFrame,
+    m: Matched,
+    baseline: Option<DataFrame>,
+) -> PolarsResult<DataFrame> {
     let name = |s: SideIx| spec.side(s).name.clone();
     let mut parts: Vec<LazyFrame> = Vec::new();
+    let has_base = baseline.is_some();
 
-    // Matched pairs, with both sides' values side by side.
-    let pairs = m
+    // Matched pairs, with both sides' values side by side (and the baseline).
+    let mut pairs = m
         .pairs
         .clone()
         .lazy()
@@ -135,9 +228,18 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
             [col(B_ID)],
             [col(B_ID)],
             JoinArgs::new(JoinType::Inner),
-        )
-        .with_row_index("row", None)
-        .collect()?;
+        );
+    if let Some(base) = baseline {
+        pairs = pairs
+            .join(
+                base.lazy().with_column(lit(true).alias("has_base")),
+                [col(A_ID), col(B_ID)],
+                [col(A_ID), col(B_ID)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(col("has_base").fill_null(lit(false)));
+    }
+    let pairs = pairs.with_row_index("row", None).collect()?;
     let skip = when(col("a_skip").is_not_null())
         .then(col("a_skip"))
         .otherwise(col("b_skip"));
@@ -154,86 +256,97 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
             lit(NULL),
             skip,
             null_str(),
+            null_str(),
         ],
     ));
     let active = pairs.lazy().filter(skipped_pair.not());
 
     let mut long = Vec::new();
+    let mut synced = Vec::new();
     for f in spec.fields.iter().filter(|f| !f.ignore) {
-        match flows(spec.field_direction(f)) {
-            Some(froms) => {
-                for from in froms {
-                    let to = from.other();
-                    if f.path(to).is_none() || f.create_only {
-                        continue;
-                    }
-                    let (w, unmapped) = want(f, from);
-                    let have = col(field_column(to, &f.name));
-                    let mut diff = equal(spec, f, w.clone(), have.clone(), from)
-                        .not()
-                        .or(unmapped.clone());
-                    if f.keep_target_if_set {
-                        diff = diff.and(have.clone().is_null());
-                    }
-                    let problem = problem_if(
-                        unmapped,
-                        concat_str(
-                            [
-                                lit(format!("{} value `", f.name)),
-                                col(field_column(from, &f.name)).cast(DataType::String),
-                                lit("` has no entry in the value map"),
-                            ],
-                            "",
-                            false,
-                        ),
-                        if f.required {
-                            problem_if(
-                                w.clone().is_null(),
-                                lit(format!(
-                                    "required field `{}` would be emptied in {}",
-                                    f.name,
-                                    name(to)
-                                )),
-                                null_str(),
-                            )
-                        } else {
-                            null_str()
-                        },
-                    );
-                    long.push(active.clone().filter(diff).select([
-                        col("row"),
-                        lit(name(to)).alias("receiver"),
-                        lit(f.name.clone()).alias("field"),
-                        text(have).alias("before"),
-                        text(w.clone()).alias("after"),
-                        member(f, w).alias("frag"),
-                        problem.alias("problem"),
-                    ]));
-                }
+        let (flows, conflict) = routes(spec, f, has_base);
+        let mut moving = Vec::new();
+        for Flow { from, when: route } in flows {
+            let to = from.other();
+            if f.path(to).is_none() {
+                continue;
             }
-            None => {
-                if f.paths.iter().any(Option::is_none) {
-                    continue;
-                }
-                let (wa, _) = want(f, SideIx::A);
-                let hb = col(field_column(SideIx::B, &f.name));
-                long.push(
-                    active
-                        .clone()
-                        .filter(equal(spec, f, wa, hb.clone(), SideIx::A).not())
-                        .select([
-                            col("row"),
-                            null_str().alias("receiver"),
-                            lit(f.name.clone()).alias("field"),
-                            text(col(field_column(SideIx::A, &f.name))).alias("before"),
-                            text(hb).alias("after"),
-                            null_str().alias("frag"),
-                            null_str().alias("problem"),
-                        ]),
-                );
+            let (w, problem) = want(f, from);
+            let have = col(field_column(to, &f.name));
+            let mut diff = equal(spec, f, w.clone(), have.clone(), from)
+                .not()
+                .or(problem.clone().is_not_null());
+            if f.keep_target_if_set {
+                diff = diff.and(have.clone().is_null());
             }
+            let diff = diff.and(route);
+            moving.push((from, diff.clone()));
+            if f.create_only {
+                continue;
+            }
+            let problem = if f.required {
+                when(problem.clone().is_null().and(w.clone().is_null()))
+                    .then(lit(format!(
+                        "required field `{}` would be emptied in {}",
+                        f.name,
+                        name(to)
+                    )))
+                    .otherwise(problem)
+            } else {
+                problem
+            };
+            let baseline = if has_base {
+                col(base_column(&f.name))
+            } else {
+                null_str()
+            };
+            long.push(active.clone().filter(diff).select([
+                col("row"),
+                lit(name(to)).alias("receiver"),
+                lit(f.name.clone()).alias("field"),
+                text(have).alias("before"),
+                text(w.clone()).alias("after"),
+                baseline.alias("baseline"),
+                member(f, w).alias("frag"),
+                problem.alias("problem"),
+            ]));
         }
+        if let Some(conflict) = conflict {
+            let (wa, _) = want(f, SideIx::A);
+            let hb = col(field_column(SideIx::B, &f.name));
+            let baseline = if has_base {
+                col(base_column(&f.name))
+            } else {
+                null_str()
+            };
+            long.push(
+                active
+                    .clone()
+                    .filter(
+                        equal(spec, f, wa, hb.clone(), SideIx::A)
+                            .not()
+                            .and(conflict),
+                    )
+                    .select([
+                        col("row"),
+                        null_str().alias("receiver"),
+                        lit(f.name.clone()).alias("field"),
+                        text(col(field_column(SideIx::A, &f.name))).alias("before"),
+                        text(hb).alias("after"),
+                        baseline.alias("baseline"),
+                        null_str().alias("frag"),
+                        null_str().alias("problem"),
+                    ]),
+            );
+        }
+        synced.push(synced_value(f, &moving).alias(f.name.as_str()));
     }
+    let synced_json = if synced.is_empty() {
+        lit("{}")
+    } else {
+        as_struct(synced).struct_().json_encode()
+    };
+    let active = active.with_column(synced_json.alias("synced"));
     match gather(long, &["row", "receiver"])? {
         Some(grouped) => {
             let rows = active.join(
@@ -243,6 +356,10 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                 JoinArgs::new(JoinType::Left),
             );
             let changed = col("changes").is_not_null();
+            let writes = changed
+                .clone()
+                .and(col("receiver").is_not_null())
+                .and(col("problem").is_null());
             parts.push(shape(
                 rows,
                 [
@@ -260,15 +377,18 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                     col("receiver"),
                     col("changes"),
                     when(changed.clone().and(col("receiver").is_null()))
-                        .then(lit("changed on both sides; no side is set to win"))
+                        .then(lit(if has_base {
+                            "changed on both sides since the last sync"
+                        } else {
+                            "the sides differ and no side is set to win"
+                        }))
                         .otherwise(col("problem")),
-                    when(
-                        changed
-                            .and(col("receiver").is_not_null())
-                            .and(col("problem").is_null()),
-                    )
-                    .then(concat_str([lit("{"), col("frag"), lit("}")], "", false))
-                    .otherwise(null_str()),
+                    when(writes.clone())
+                        .then(concat_str([lit("{"), col("frag"), lit("}")], "", false))
+                        .otherwise(null_str()),
+                    when(writes.or(changed.not()))
+                        .then(col("synced"))
+                        .otherwise(null_str()),
                 ],
             ));
         }
@@ -284,6 +404,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                 lit(NULL),
                 null_str(),
                 null_str(),
+                col("synced"),
             ],
         )),
     }
@@ -336,6 +457,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                 lit(NULL),
                 skip_col.clone(),
                 null_str(),
+                null_str(),
             ],
         ));
         let alone = alone.filter(skip_col.is_null());
@@ -352,6 +474,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                     lit(NULL),
                     lit(format!("only in {}", name(side))),
                     null_str(),
+                    null_str(),
                 ],
             ));
             continue;
@@ -359,6 +482,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
         let to = side.other();
         let mut long = Vec::new();
         let mut members = Vec::new();
+        let mut synced = Vec::new();
         for f in spec
             .fields
             .iter()
@@ -367,29 +491,16 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
             if !sends(spec.field_direction(f), side) {
                 continue;
             }
-            let (w, unmapped) = want(f, side);
-            let problem = problem_if(
-                unmapped,
-                concat_str(
-                    [
-                        lit(format!("{} value `", f.name)),
-                        col(field_column(side, &f.name)).cast(DataType::String),
-                        lit("` has no entry in the value map"),
-                    ],
-                    "",
-                    false,
-                ),
-                if f.required {
-                    problem_if(
-                        w.clone().is_null(),
-                        lit(format!("required field `{}` is empty", f.name)),
-                        null_str(),
-                    )
-                } else {
-                    null_str()
-                },
-            );
+            let (w, problem) = want(f, side);
+            let problem = if f.required {
+                when(problem.clone().is_null().and(w.clone().is_null()))
+                    .then(lit(format!("required field `{}` is empty", f.name)))
+                    .otherwise(problem)
+            } else {
+                problem
+            };
             members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
+            synced.push(text(w.clone()).alias(f.name.as_str()));
             long.push(
                 alone
                     .clone()
@@ -398,6 +509,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                         lit(f.name.clone()).alias("field"),
                         null_str().alias("before"),
                         text(w).alias("after"),
+                        null_str().alias("baseline"),
                         null_str().alias("frag"),
                         problem.alias("problem"),
                     ])
@@ -409,7 +521,12 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
         } else {
             as_struct(members).struct_().json_encode()
         };
-        let with_payload = alone.with_column(payload.alias("payload"));
+        let synced = if synced.is_empty() {
+            lit("{}")
+        } else {
+            as_struct(synced).struct_().json_encode()
+        };
+        let with_payload = alone.with_columns([payload.alias("payload"), synced.alias("synced")]);
         let rows = match gather(long, &["row"])? {
             Some(g) => {
                 with_payload.join(g, [col("row")], [col("row")], JoinArgs::new(JoinType::Left))
@@ -419,12 +536,13 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                 null_str().alias("problem"),
             ]),
         };
+        let ok = col("problem").is_null();
         parts.push(shape(
             rows,
             [
-                when(col("problem").is_not_null())
-                    .then(lit("invalid"))
-                    .otherwise(lit("create")),
+                when(ok.clone())
+                    .then(lit("create"))
+                    .otherwise(lit("invalid")),
                 null_str(),
                 null_str(),
                 left,
@@ -432,9 +550,8 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
                 lit(name(to)),
                 col("changes"),
                 col("problem"),
-                when(col("problem").is_null())
-                    .then(col("payload"))
-                    .otherwise(null_str()),
+                when(ok.clone()).then(col("payload")).otherwise(null_str()),
+                when(ok).then(col("synced")).otherwise(null_str()),
             ],
         ));
     }
@@ -455,6 +572,7 @@ pub fn classify(spec: &Spec, a: &DataFrame, b: &DataFrame, m: Matched) -> Polars
             null_str(),
             lit(NULL),
             col("reason"),
+            null_str(),
             null_str(),
         ],
     ));

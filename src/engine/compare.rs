@@ -4,15 +4,18 @@
 
 use polars::prelude::*;
 
-use super::{dtype, field_column, norm_column, normalize::normalized, plain};
+use super::{dtype, field_column, norm_column, normalize::normalized, plain, ref_column};
 use crate::spec::{Calc, Field, FieldType, Literal, Piece, SideIx, Source, Spec};
 
-/// The value `from` wants written for `f`, and a flag set where the value
-/// map has no entry for it (and no `unmapped` fallback).
+/// The value `from` wants written for `f`, and a problem (text, else null)
+/// that makes the write invalid: a value missing from the value map, or a
+/// reference to a parent record that is not synced yet.
 pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
     let ty = dtype(f.ty);
     let src = |name: &str| col(field_column(from, name));
+    let no_problem = || lit(NULL).cast(DataType::String);
     let base = match &f.source {
+        Source::Own if f.reference.is_some() => col(ref_column(from, &f.name)),
         Source::Own => src(&f.name),
         Source::Constant(l) => literal(l).cast(ty.clone()),
         Source::Template(pieces) => concat_str(
@@ -42,8 +45,23 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
         Some(d) => base.fill_null(literal(d).cast(ty.clone())),
         None => base,
     };
+    let raw = || src(&f.name).cast(DataType::String);
+    if let Some(parent) = &f.reference {
+        let problem = when(src(&f.name).is_not_null().and(base.clone().is_null()))
+            .then(concat_str(
+                [
+                    lit(format!("{} `", f.name)),
+                    raw(),
+                    lit(format!("` refers to a {parent} record not synced yet")),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(no_problem());
+        return (base, problem);
+    }
     let Some(map) = &f.map else {
-        return (base, lit(false));
+        return (base, no_problem());
     };
     let fallback = match &map.unmapped {
         Some(u) => lit(u.clone()),
@@ -57,16 +75,26 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
             .otherwise(mapped);
         known = known.or(base.clone().eq(lit(k.clone())).fill_null(lit(false)));
     }
-    let unmapped = if map.unmapped.is_some() {
-        lit(false)
+    let problem = if map.unmapped.is_some() {
+        no_problem()
     } else {
-        base.clone().is_not_null().and(known.not())
+        when(base.clone().is_not_null().and(known.not()))
+            .then(concat_str(
+                [
+                    lit(format!("{} value `", f.name)),
+                    base.clone().cast(DataType::String),
+                    lit("` has no entry in the value map"),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(no_problem())
     };
     (
         when(base.clone().is_null())
             .then(lit(NULL).cast(DataType::String))
             .otherwise(mapped),
-        unmapped,
+        problem,
     )
 }
 
@@ -98,6 +126,23 @@ pub fn literal(l: &Literal) -> Expr {
 /// Whether `want` (from side `from`) and `have` (on the other side) are the
 /// same value under the field's rules; two nulls are equal.
 pub fn equal(spec: &Spec, f: &Field, want: Expr, have: Expr, from: SideIx) -> Expr {
+    equal_with(spec, f, want, have, from, plain(f))
+}
+
+/// [`equal`] for values that are not a side's own columns (a baseline):
+/// normal forms are computed on the spot.
+pub fn equal_loose(spec: &Spec, f: &Field, x: Expr, y: Expr, side: SideIx) -> Expr {
+    equal_with(spec, f, x, y, side, false)
+}
+
+fn equal_with(
+    spec: &Spec,
+    f: &Field,
+    want: Expr,
+    have: Expr,
+    from: SideIx,
+    precomputed: bool,
+) -> Expr {
     if let Some(tol) = f.tolerance {
         let (w, h) = (want.cast(DataType::Float64), have.cast(DataType::Float64));
         // A hair of slack so that 0.01 apart with tolerance 0.01 stays equal
@@ -119,7 +164,7 @@ pub fn equal(spec: &Spec, f: &Field, want: Expr, have: Expr, from: SideIx) -> Ex
         let mut e = e;
         if let Some(n) = c.normalize {
             // A value the normalizer cannot read is compared as written.
-            let normal = if plain(f) {
+            let normal = if precomputed {
                 col(norm_column(side, &f.name, n))
             } else {
                 normalized(e.clone(), n, spec.side(side).region.as_deref())

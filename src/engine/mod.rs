@@ -41,12 +41,53 @@ pub struct Inputs {
     pub b: LazyFrame,
     /// Known pairs from the ledger: (A id, B id).
     pub links: Vec<(String, String)>,
+    /// The values last synced per pair: `a_id`, `b_id`, and one text column
+    /// `base.<field>` per field (see [`baseline_frame`]).
+    pub baseline: Option<DataFrame>,
+    /// For each reference field, the links of the spec it refers to.
+    pub refs: std::collections::BTreeMap<String, Vec<(String, String)>>,
+}
+
+/// Build the baseline frame from (A id, B id, JSON object of field texts).
+pub fn baseline_frame(
+    spec: &Spec,
+    rows: &[(String, String, String)],
+) -> PolarsResult<Option<DataFrame>> {
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let parsed: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.2).unwrap_or_default())
+        .collect();
+    let mut cols = vec![
+        Column::new(
+            A_ID.into(),
+            rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            B_ID.into(),
+            rows.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+        ),
+    ];
+    for f in &spec.fields {
+        let vals: Vec<Option<String>> = parsed
+            .iter()
+            .map(|m| match m.get(&f.name) {
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(serde_json::Value::Null) | None => None,
+                Some(other) => Some(other.to_string()),
+            })
+            .collect();
+        cols.push(Column::new(classify::base_column(&f.name).into(), vals));
+    }
+    Ok(Some(DataFrame::new_infer_height(cols)?))
 }
 
 /// Compute the plan: one row per action (see `docs/plan.md`).
 pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
-    let a = prepare(spec, inputs.a, SideIx::A)?.collect()?;
-    let b = prepare(spec, inputs.b, SideIx::B)?.collect()?;
+    let a = prepare(spec, inputs.a, SideIx::A, &inputs.refs)?.collect()?;
+    let b = prepare(spec, inputs.b, SideIx::B, &inputs.refs)?.collect()?;
     let (la, lb): (Vec<String>, Vec<String>) = inputs.links.into_iter().unzip();
     let links = DataFrame::new_infer_height(vec![
         Column::new(A_ID.into(), la),
@@ -75,7 +116,7 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
         &pool(&b, ids_b, SideIx::B)?,
         links,
     )?;
-    classify::classify(spec, &a, &b, matched)
+    classify::classify(spec, &a, &b, matched, inputs.baseline)
 }
 
 /// Column prefix of a side inside the engine.
@@ -101,10 +142,19 @@ pub(crate) fn norm_column(side: SideIx, field: &str, n: Normalizer) -> String {
     format!("{}.{field}~{}{digits}", prefix(side), n.name())
 }
 
+/// The column holding a reference field's value translated to the other
+/// side's ids through the parent spec's links: `a.customer~ref`.
+pub(crate) fn ref_column(side: SideIx, field: &str) -> String {
+    format!("{}.{field}~ref", prefix(side))
+}
+
 /// Whether a field's sending value is the field itself, so that its normal
 /// form can be computed once per side and shared by keys and comparisons.
 pub(crate) fn plain(f: &crate::spec::Field) -> bool {
-    f.source == crate::spec::Source::Own && f.default.is_none() && f.map.is_none()
+    f.source == crate::spec::Source::Own
+        && f.default.is_none()
+        && f.map.is_none()
+        && f.reference.is_none()
 }
 
 /// The name of the i-th key's normalized column for a side prefix.
@@ -126,7 +176,12 @@ pub fn dtype(ty: FieldType) -> DataType {
 
 /// Rename a snapshot's columns to the side's prefix, add typed nulls for the
 /// fields it lacks, and compute the filter verdict and the key columns.
-fn prepare(spec: &Spec, lf: LazyFrame, side: SideIx) -> PolarsResult<LazyFrame> {
+fn prepare(
+    spec: &Spec,
+    lf: LazyFrame,
+    side: SideIx,
+    refs: &std::collections::BTreeMap<String, Vec<(String, String)>>,
+) -> PolarsResult<LazyFrame> {
     let mut lf = lf;
     let schema = lf.collect_schema()?;
     let p = prefix(side);
@@ -207,7 +262,46 @@ fn prepare(spec: &Spec, lf: LazyFrame, side: SideIx) -> PolarsResult<LazyFrame> 
         };
         extra.push(key.alias(key_column(p, i)));
     }
-    Ok(lf.select(cols).with_columns(normal).with_columns(extra))
+    let mut out = lf.select(cols).with_columns(normal).with_columns(extra);
+    // A reference is the parent's id on this side; the other side knows the
+    // parent by its own id, found through the parent spec's links.
+    for f in spec.fields.iter().filter(|f| f.reference.is_some()) {
+        let links = refs.get(&f.name).cloned().unwrap_or_default();
+        let (mine, theirs): (Vec<String>, Vec<String>) = match side {
+            SideIx::A => links.into_iter().unzip(),
+            SideIx::B => links.into_iter().map(|(l, r)| (r, l)).unzip(),
+        };
+        let map = DataFrame::new_infer_height(vec![
+            Column::new("~ref_from".into(), mine),
+            Column::new(ref_column(side, &f.name).into(), theirs),
+        ])?
+        .lazy()
+        .unique(
+            Some(polars::prelude::Selector::ByName {
+                names: std::sync::Arc::new(["~ref_from".into()]),
+                strict: true,
+            }),
+            UniqueKeepStrategy::First,
+        );
+        out = out
+            .with_column(
+                col(field_column(side, &f.name))
+                    .cast(DataType::String)
+                    .alias("~ref_key"),
+            )
+            .join(
+                map,
+                [col("~ref_key")],
+                [col("~ref_from")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .drop(polars::prelude::Selector::ByName {
+                names: std::sync::Arc::new(["~ref_key".into()]),
+                strict: false,
+            })
+            .with_column(col(ref_column(side, &f.name)).cast(dtype(f.ty)));
+    }
+    Ok(out)
 }
 
 fn filter_expr(spec: &Spec, side: SideIx, rule: &FilterRule) -> Expr {

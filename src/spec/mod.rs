@@ -146,6 +146,8 @@ pub struct Field {
     pub required: bool,
     /// Overrides the spec's direction for this field.
     pub direction: Option<Direction>,
+    /// The spec whose records this field's value identifies.
+    pub reference: Option<String>,
 }
 
 impl Field {

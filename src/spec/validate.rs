@@ -1101,5 +1101,6 @@ fn field(
         default: w.default.as_ref().map(|d| d.get_ref().clone()),
         required: w.required.unwrap_or(false),
         direction,
+        reference: w.reference.as_ref().map(|r| r.get_ref().clone()),
     })
 }

@@ -106,6 +106,11 @@ pub struct FieldWire {
     pub constant: Option<Spanned<Literal>>,
     /// The receiving side needs a value: a missing one makes the row invalid.
     pub required: Option<bool>,
+    /// The field holds the id of a record of another spec (`ref = "customers"`):
+    /// it is written as the receiving side's id of that record, found through
+    /// that spec's links.
+    #[serde(rename = "ref")]
+    pub reference: Option<Spanned<String>>,
     /// This field's own direction, overriding the spec's.
     pub direction: Option<Spanned<String>>,
 }

@@ -319,6 +319,33 @@ impl Client {
         Ok((doc, records))
     }
 
+    /// Ask for one record: proves the URL answers and the credentials work.
+    pub async fn probe(&self, entity: &Entity) -> Result<usize, HttpError> {
+        let params = match &entity.pagination {
+            Pagination::Offset { limit, offset, .. } => vec![
+                (limit.clone(), Value::from(1)),
+                (offset.clone(), Value::from(0)),
+            ],
+            Pagination::Page {
+                page,
+                size_param,
+                first,
+                ..
+            } => vec![
+                (page.clone(), Value::from(*first)),
+                (size_param.clone(), Value::from(1)),
+            ],
+            Pagination::NextLink { size_param, .. } => size_param
+                .iter()
+                .map(|p| (p.clone(), Value::from(1)))
+                .collect(),
+        };
+        let (_, rows) = self
+            .page(entity, &self.url(&entity.list.path), params, None)
+            .await?;
+        Ok(rows.len())
+    }
+
     /// Walk an entity's list, handing each record to `each`. With `since`,
     /// only records changed since then are asked for.
     pub async fn walk(
