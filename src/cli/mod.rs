@@ -47,7 +47,12 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a spec and say in one paragraph what it will do.
-    Check { spec: PathBuf },
+    Check {
+        spec: PathBuf,
+        /// Also reach each side and check its credentials.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Read both sides and write a Parquet snapshot of each.
     Pull {
         spec: PathBuf,
@@ -152,7 +157,7 @@ impl Cli {
         let ui = Progress::new(self.verbosity());
         match &self.command {
             Command::Bench { rows, seed, out } => bench::run(*rows, *seed, out.clone(), &ui),
-            Command::Check { spec } => check::run(spec, &ui),
+            Command::Check { spec, connect } => check::run(spec, *connect, &ui),
             Command::Pull { spec, full } => {
                 pull::run(&load(spec)?, &self.home, *full, &ui)?;
                 Ok(Outcome::InSync)
