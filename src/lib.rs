@@ -15,11 +15,14 @@
 //!   match by cascade, compare under field rules, classify.
 //! - [`report`]: the plan written for machines and people.
 //! - [`ledger`]: recon's own state in SQLite (runs, links).
+//! - [`emulate`]: the vendor APIs served in-process (`recon emulate`), for
+//!   tests, benchmarks and trying a spec before going live.
 //! - [`cli`]: one file per command; [`ui`]: output and progress.
 
 pub mod bench;
 pub mod cli;
 pub mod connect;
+pub mod emulate;
 pub mod engine;
 pub mod ledger;
 pub mod report;

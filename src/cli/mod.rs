@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod emulate;
 mod history;
 mod plan;
 mod pull;
@@ -88,6 +89,8 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Serve emulated vendor APIs on a local port until Ctrl-C.
+    Emulate(emulate::Args),
     /// Re-render the reports of an existing plan folder.
     Report {
         plan_dir: PathBuf,
@@ -158,6 +161,7 @@ impl Cli {
         match &self.command {
             Command::Bench { rows, seed, out } => bench::run(*rows, *seed, out.clone(), &ui),
             Command::Check { spec, connect } => check::run(spec, *connect, &ui),
+            Command::Emulate(args) => emulate::run(args, &ui),
             Command::Pull { spec, full } => {
                 pull::run(&load(spec)?, &self.home, *full, &ui)?;
                 Ok(Outcome::InSync)
