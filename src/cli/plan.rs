@@ -9,7 +9,7 @@ use polars::prelude::*;
 use super::Outcome;
 use crate::engine::{self, CLASSES, Inputs};
 use crate::ledger::Ledger;
-use crate::report::{Summary, SummaryInput, write_plan};
+use crate::report::{DRIFT_RUNS, Summary, SummaryInput, render_all, write_plan};
 use crate::snapshot::{self, meta};
 use crate::spec::{SideIx, Spec};
 use crate::ui::Progress;
@@ -42,6 +42,8 @@ pub fn run(spec: &Spec, home: &Path, ui: &Progress) -> anyhow::Result<Outcome> {
             ui.say(format!("  wrote {}", dir.join(&summary.plan).display()));
             ui.say(format!("  wrote {}", dir.join("summary.json").display()));
             ui.say(format!("  wrote {}", dir.join("summary.md").display()));
+            ui.say(format!("  wrote {}", dir.join("changes.csv").display()));
+            ui.say(format!("  wrote {}", dir.join("report.html").display()));
         }
         Err(e) => {
             ledger.finish_run(
@@ -137,5 +139,8 @@ pub fn plan_spec(
     };
     write_plan(&dir, &mut plan, &summary)
         .with_context(|| format!("writing the plan to {}", dir.display()))?;
+    let runs = ledger.runs(&spec.name, DRIFT_RUNS)?;
+    render_all(&dir, &summary, &plan, &runs, spec.report_max_rows)
+        .with_context(|| format!("writing the report to {}", dir.display()))?;
     Ok((dir, summary))
 }

@@ -1,9 +1,38 @@
 //! Reports: the plan rendered for people (Markdown) and machines (JSON
 //! summary, the Parquet plan itself). Their schemas are in `docs/plan.md`.
 
+mod html;
 mod summary;
 
-pub use summary::{Summary, SummaryInput, read_plan, write_plan};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::DataFrame;
+
+pub use html::{DEFAULT_MAX_ROWS, DRIFT_RUNS, escape, render_csv, render_html};
+pub use summary::{Summary, SummaryInput, read_plan, write_atomic, write_plan};
+
+use crate::ledger::Run;
+
+/// Write the plan's review files into its folder: `report.html` (at most
+/// `max_rows` rows per class, `runs` for the drift chart) and `changes.csv`.
+/// Returns the paths written.
+pub fn render_all(
+    dir: &Path,
+    summary: &Summary,
+    plan: &DataFrame,
+    runs: &[Run],
+    max_rows: usize,
+) -> std::io::Result<Vec<PathBuf>> {
+    let plan_path = dir.join(&summary.plan);
+    let html =
+        render_html(summary, plan, runs, max_rows, &plan_path).map_err(std::io::Error::other)?;
+    let report = dir.join("report.html");
+    write_atomic(&report, html.as_bytes())?;
+    let csv = render_csv(plan).map_err(std::io::Error::other)?;
+    let changes = dir.join("changes.csv");
+    write_atomic(&changes, &csv)?;
+    Ok(vec![report, changes])
+}
 
 /// Make a value safe for a CSV that a spreadsheet will open: a leading `=`,
 /// `+`, `-`, `@`, tab or carriage return would start a formula, so such
