@@ -268,3 +268,110 @@ pub fn generate(
         rows,
     })
 }
+
+/// Counterparties of an emulated MoySklad that have a usable, unique email,
+/// by lowercased email.
+pub fn counterparties_by_email(
+    em: &crate::emulate::Emulator,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    use crate::emulate::System;
+    let all = em.records(System::MoySklad, "counterparty");
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for r in &all {
+        if let Some(e) = r.get("email").and_then(|v| v.as_str()) {
+            *seen.entry(e.trim().to_lowercase()).or_default() += 1;
+        }
+    }
+    all.into_iter()
+        .filter_map(|r| {
+            let e = r.get("email")?.as_str()?.trim().to_lowercase();
+            (seen[&e] == 1 && e.contains('@')).then_some((e, r))
+        })
+        .collect()
+}
+
+/// A CRM file that changes the phone of `updates` counterparties of an
+/// emulated MoySklad and adds `creates` new ones, and the spec between them.
+/// Returns the spec's path and the environment holding the token.
+pub fn counterparty_fixture(
+    em: &crate::emulate::Emulator,
+    dir: &Path,
+    updates: usize,
+    creates: usize,
+) -> std::io::Result<(PathBuf, Vec<(String, String)>)> {
+    use crate::emulate::System;
+    use std::fmt::Write as _;
+    let mut csv = String::from("id,email,name,phone\n");
+    for (i, (email, rec)) in counterparties_by_email(em)
+        .into_iter()
+        .take(updates)
+        .enumerate()
+    {
+        let name = rec["name"]
+            .as_str()
+            .unwrap_or_default()
+            .replace([',', '"'], " ");
+        let _ = writeln!(csv, "U{i},{email},{name},+7 900 {i:07}");
+    }
+    for i in 0..creates {
+        let _ = writeln!(
+            csv,
+            "N{i},new{i}@example.org,New Customer {i},+7 901 {i:07}"
+        );
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("crm.csv"), csv)?;
+    let spec = format!(
+        r#"# Written by recon: a CRM file against an emulated MoySklad.
+name = "cp"
+entity = "counterparty"
+direction = "crm -> ms"
+
+[side.crm]
+file = "crm.csv"
+id = "id"
+region = "RU"
+
+[side.ms]
+profile = "moysklad"
+entity = "counterparty"
+base_url = "{base}"
+id = "id"
+region = "RU"
+# The emulator runs without the vendor's limits.
+rate_limit = {{ requests = 100000, per_seconds = 1, parallel = 4 }}
+
+[side.ms.auth]
+token = "RECON_EMULATED_MS_TOKEN"
+
+[[field]]
+name = "email"
+path = {{ crm = "email", ms = "email" }}
+compare = "email"
+
+[[field]]
+name = "name"
+path = {{ crm = "name", ms = "name" }}
+create_only = true
+
+[[field]]
+name = "phone"
+path = {{ crm = "phone", ms = "phone" }}
+compare = "phone"
+
+[[key]]
+fields = ["email"]
+normalize = "email"
+"#,
+        base = em.base_url(System::MoySklad)
+    );
+    let path = dir.join("cp.toml");
+    std::fs::write(&path, spec)?;
+    let token = em
+        .credentials(System::MoySklad)
+        .into_iter()
+        .find(|c| c.0 == "token")
+        .map(|c| c.1)
+        .unwrap_or_default();
+    Ok((path, vec![("RECON_EMULATED_MS_TOKEN".to_string(), token)]))
+}

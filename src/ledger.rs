@@ -55,7 +55,38 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (spec, left_id, right_id)
     );",
+    // 5: the apply journal: every plan row's way from planned to done
+    "CREATE TABLE journal (
+        plan TEXT NOT NULL,
+        row INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        class TEXT NOT NULL,
+        receiver TEXT,
+        left_id TEXT,
+        right_id TEXT,
+        state TEXT NOT NULL,
+        target_id TEXT,
+        message TEXT,
+        tries INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (plan, row)
+    );",
 ];
+
+/// One plan row in the apply journal.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JournalRow {
+    pub row: i64,
+    pub class: String,
+    pub receiver: Option<String>,
+    pub left_id: Option<String>,
+    pub right_id: Option<String>,
+    /// `planned`, `sent`, `done`, `failed` or `stale`.
+    pub state: String,
+    pub target_id: Option<String>,
+    pub message: Option<String>,
+    pub tries: i64,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("ledger {path}: {source}")]
@@ -330,6 +361,125 @@ impl Ledger {
                 Err(e)
             }
         }
+    }
+
+    /// Add a plan's rows to the journal as `planned` (rows already there keep
+    /// their state: a rerun resumes).
+    pub fn journal_start(
+        &self,
+        plan: &str,
+        spec: &str,
+        rows: &[JournalRow],
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.transaction(|| {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO journal (plan, row, spec, class, receiver, left_id, right_id, state, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'planned', ?8)",
+                )
+                .map_err(|e| self.err(e))?;
+            for r in rows {
+                stmt.execute(params![plan, r.row, spec, r.class, r.receiver, r.left_id, r.right_id, at])
+                    .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The journal of a plan, by row.
+    pub fn journal(&self, plan: &str) -> Result<Vec<JournalRow>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT row, class, receiver, left_id, right_id, state, target_id, message, tries
+                 FROM journal WHERE plan = ?1 ORDER BY row",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![plan], |r| {
+                Ok(JournalRow {
+                    row: r.get(0)?,
+                    class: r.get(1)?,
+                    receiver: r.get(2)?,
+                    left_id: r.get(3)?,
+                    right_id: r.get(4)?,
+                    state: r.get(5)?,
+                    target_id: r.get(6)?,
+                    message: r.get(7)?,
+                    tries: r.get(8)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Move rows to a state, durably, in one transaction.
+    pub fn journal_set(
+        &self,
+        plan: &str,
+        updates: &[(i64, &str, Option<&str>, Option<&str>)],
+        at: &str,
+    ) -> Result<(), LedgerError> {
+        self.transaction(|| {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "UPDATE journal SET state = ?3, target_id = coalesce(?4, target_id), message = ?5,
+                       tries = tries + (CASE WHEN ?3 = 'sent' THEN 1 ELSE 0 END), updated_at = ?6
+                     WHERE plan = ?1 AND row = ?2",
+                )
+                .map_err(|e| self.err(e))?;
+            for (row, state, target, message) in updates {
+                stmt.execute(params![plan, row, state, target, message, at]).map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Mark the runs that wrote this plan folder as applied.
+    pub fn mark_applied(&self, plan_dir: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET applied = 1 WHERE plan_dir = ?1",
+                params![plan_dir],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// A record got a new native id on one side (Reviso renumbering a
+    /// customer): move its links and baseline to the new id. Returns how
+    /// many links moved.
+    pub fn relink(
+        &self,
+        spec: &str,
+        left_side: bool,
+        old: &str,
+        new: &str,
+    ) -> Result<usize, LedgerError> {
+        let col = if left_side { "left_id" } else { "right_id" };
+        self.transaction(|| {
+            let n = self
+                .conn
+                .execute(
+                    &format!(
+                        "UPDATE OR REPLACE links SET {col} = ?3 WHERE spec = ?1 AND {col} = ?2"
+                    ),
+                    params![spec, old, new],
+                )
+                .map_err(|e| self.err(e))?;
+            self.conn
+                .execute(
+                    &format!(
+                        "UPDATE OR REPLACE baselines SET {col} = ?3 WHERE spec = ?1 AND {col} = ?2"
+                    ),
+                    params![spec, old, new],
+                )
+                .map_err(|e| self.err(e))?;
+            Ok(n)
+        })
     }
 
     /// Remember that two records are the same (idempotent).

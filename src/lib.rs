@@ -14,11 +14,14 @@
 //! - [`engine`]: the pure plan function over Polars frames: normalize keys,
 //!   match by cascade, compare under field rules, classify.
 //! - [`report`]: the plan written for machines and people.
+//! - [`apply`]: the approved plan written to the receiving side, through a
+//!   journal that makes a crash and a rerun neither lose nor repeat a write.
 //! - [`ledger`]: recon's own state in SQLite (runs, links).
 //! - [`emulate`]: the vendor APIs served in-process (`recon emulate`), for
 //!   tests, benchmarks and trying a spec before going live.
 //! - [`cli`]: one file per command; [`ui`]: output and progress.
 
+pub mod apply;
 pub mod bench;
 pub mod cli;
 pub mod connect;

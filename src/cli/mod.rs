@@ -1,6 +1,7 @@
 //! The command line: one file per command. Every command prints what it did
 //! and where it wrote; the outcome decides the exit code.
 
+mod apply;
 mod bench;
 mod check;
 mod emulate;
@@ -63,22 +64,64 @@ pub enum Command {
     },
     /// Compare the latest snapshots and write the plan and its summary.
     Plan { spec: PathBuf },
-    /// Pull, then plan: the nightly job.
+    /// Pull, then plan (and apply, with --apply): the nightly job.
     Run {
         spec: PathBuf,
         /// Read everything, ignoring the stored incremental cursors.
         #[arg(long)]
         full: bool,
+        /// Apply the plan without asking, within the limits below.
+        #[arg(long)]
+        apply: bool,
+        /// With --apply: refuse a plan with more writes than this.
+        #[arg(long, default_value_t = 1000)]
+        max_changes: u64,
+        /// With --apply: apply even when the plan has conflicts.
+        #[arg(long)]
+        allow_conflicts: bool,
     },
-    /// Generate N x N customers and time the plan with its peak memory.
+    /// Tell recon a record's id changed on one side (Reviso's renumber webhook
+    /// posts {oldNumber, newNumber}): its links follow.
+    Relink {
+        spec: PathBuf,
+        /// The side whose id changed.
+        #[arg(long)]
+        side: String,
+        old: String,
+        new: String,
+    },
+    /// Write an approved plan to the receiving side, through the journal.
+    Apply {
+        /// The plan folder (reports/<spec>/<run>).
+        plan: PathBuf,
+        /// The spec, when the plan does not name it.
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// Do not ask for confirmation (for cron).
+        #[arg(long)]
+        yes: bool,
+        /// Print each request that would be sent and send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Write rows whose target changed since the plan.
+        #[arg(long)]
+        force: bool,
+        /// Also delete the receiving side's orphans.
+        #[arg(long)]
+        mirror: bool,
+    },
+    /// Measure plan, pull or apply speed and peak memory on generated data.
     Bench {
-        /// Customers per side.
+        /// What to measure.
+        #[arg(value_enum, default_value = "plan")]
+        kind: bench::Kind,
+        /// Customers per side (plan), records (pull) or changes (apply).
         #[arg(long, default_value_t = 100_000)]
         rows: u64,
         /// Seed of the generated data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Where to write (default bench/out/ROWS).
+        /// Where to write (default bench/out/KIND-ROWS).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -159,7 +202,12 @@ impl Cli {
     fn dispatch(&self) -> anyhow::Result<Outcome> {
         let ui = Progress::new(self.verbosity());
         match &self.command {
-            Command::Bench { rows, seed, out } => bench::run(*rows, *seed, out.clone(), &ui),
+            Command::Bench {
+                kind,
+                rows,
+                seed,
+                out,
+            } => bench::run(*kind, *rows, *seed, out.clone(), &ui),
             Command::Check { spec, connect } => check::run(spec, *connect, &ui),
             Command::Emulate(args) => emulate::run(args, &ui),
             Command::Pull { spec, full } => {
@@ -167,11 +215,72 @@ impl Cli {
                 Ok(Outcome::InSync)
             }
             Command::Plan { spec } => plan::run(&load(spec)?, &self.home, &ui),
-            Command::Run { spec, full } => {
+            Command::Run {
+                spec,
+                full,
+                apply: and_apply,
+                max_changes,
+                allow_conflicts,
+            } => {
                 let spec = load(spec)?;
                 pull::run(&spec, &self.home, *full, &ui)?;
-                plan::run(&spec, &self.home, &ui)
+                let (outcome, dir) = plan::run_in(&spec, &self.home, &ui)?;
+                if !*and_apply || outcome == Outcome::InSync {
+                    return Ok(outcome);
+                }
+                apply::check_limits(
+                    &dir,
+                    apply::Limits {
+                        max_changes: *max_changes,
+                        allow_conflicts: *allow_conflicts,
+                    },
+                )?;
+                apply::execute(
+                    &spec,
+                    &dir,
+                    &self.home,
+                    crate::apply::Options::default(),
+                    &ui,
+                )
             }
+            Command::Relink {
+                spec,
+                side,
+                old,
+                new,
+            } => {
+                let spec = load(spec)?;
+                let Some(ix) = spec.side_by_name(side) else {
+                    anyhow::bail!("spec `{}` has no side `{side}`", spec.name);
+                };
+                let n = crate::ledger::Ledger::open(&self.home)?.relink(
+                    &spec.name,
+                    ix == crate::spec::SideIx::A,
+                    old,
+                    new,
+                )?;
+                ui.say(format!("moved {n} link(s) of {side} `{old}` to `{new}`"));
+                Ok(Outcome::InSync)
+            }
+            Command::Apply {
+                plan,
+                spec,
+                yes,
+                dry_run,
+                force,
+                mirror,
+            } => apply::run(
+                plan,
+                spec.as_deref(),
+                *yes,
+                crate::apply::Options {
+                    dry_run: *dry_run,
+                    force: *force,
+                    mirror: *mirror,
+                },
+                &self.home,
+                &ui,
+            ),
             Command::History { spec, limit } => history::run(&load(spec)?, &self.home, *limit, &ui),
             Command::Report { plan_dir, max_rows } => {
                 report::run(plan_dir, &self.home, *max_rows, &ui)
@@ -196,6 +305,11 @@ pub fn render_error(e: &anyhow::Error) -> String {
 /// Now, for file names: `20261123T034512.345Z` (sortable, unique per millisecond).
 pub(crate) fn stamp(now: chrono::DateTime<chrono::Utc>) -> String {
     now.format("%Y%m%dT%H%M%S%.3fZ").to_string()
+}
+
+/// [`stamp`] of the current time.
+pub(crate) fn stamp_now() -> String {
+    stamp(chrono::Utc::now())
 }
 
 /// Now, for people and metadata: RFC 3339 in UTC.

@@ -15,6 +15,11 @@ use crate::spec::{SideIx, Spec};
 use crate::ui::Progress;
 
 pub fn run(spec: &Spec, home: &Path, ui: &Progress) -> anyhow::Result<Outcome> {
+    run_in(spec, home, ui).map(|(o, _)| o)
+}
+
+/// [`run`], also returning the plan folder.
+pub fn run_in(spec: &Spec, home: &Path, ui: &Progress) -> anyhow::Result<(Outcome, PathBuf)> {
     let ledger = Ledger::open(home)?;
     let now = chrono::Utc::now();
     let run_id = ledger.start_run(&spec.name, "plan", &super::rfc3339(now))?;
@@ -57,12 +62,13 @@ pub fn run(spec: &Spec, home: &Path, ui: &Progress) -> anyhow::Result<Outcome> {
             )?;
         }
     }
-    let (_, summary) = result?;
-    Ok(if summary.pending() > 0 {
+    let (dir, summary) = result?;
+    let outcome = if summary.pending() > 0 {
         Outcome::Pending
     } else {
         Outcome::InSync
-    })
+    };
+    Ok((outcome, dir))
 }
 
 /// Plan from the latest snapshots; returns the plan folder and its summary.
@@ -119,8 +125,17 @@ pub fn plan_spec(
     }
     let b = frames.pop().expect("two sides");
     let a = frames.pop().expect("two sides");
-    let mut plan = engine::plan(spec, Inputs { a, b, links, baseline, refs })
-        .map_err(|e| anyhow!("computing the plan: {e}"))?;
+    let mut plan = engine::plan(
+        spec,
+        Inputs {
+            a,
+            b,
+            links,
+            baseline,
+            refs,
+        },
+    )
+    .map_err(|e| anyhow!("computing the plan: {e}"))?;
     let (counts, top_fields) = Summary::tally(&plan)?;
     let run_id = super::stamp(now);
     let dir = home.join("reports").join(&spec.name).join(&run_id);
@@ -136,6 +151,7 @@ pub fn plan_spec(
         top_fields,
         inputs,
         plan: "plan.parquet".into(),
+        spec_file: spec.file.display().to_string(),
     };
     write_plan(&dir, &mut plan, &summary)
         .with_context(|| format!("writing the plan to {}", dir.display()))?;

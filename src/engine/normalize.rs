@@ -90,6 +90,25 @@ where
     })
 }
 
+/// The normal form of one value, as [`normalized`] computes it for a column.
+pub fn scalar(raw: &str, n: Normalizer, region: Option<&str>) -> Option<String> {
+    let out = match n {
+        Normalizer::Exact => Some(raw.to_string()),
+        Normalizer::Email => Some(raw.trim().to_lowercase()),
+        Normalizer::Sku { digits_only } => {
+            let t = raw.trim().to_uppercase();
+            Some(if digits_only {
+                t.chars().filter(char::is_ascii_digit).collect()
+            } else {
+                t
+            })
+        }
+        Normalizer::Phone => phone(raw, region),
+        Normalizer::Text => Some(text(raw)),
+    };
+    out.filter(|s| !s.is_empty())
+}
+
 /// E.164 form of a phone number, read with the side's default region.
 /// `None` when it is not a valid number.
 pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {

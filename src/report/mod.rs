@@ -1,6 +1,7 @@
 //! Reports: the plan rendered for people (Markdown) and machines (JSON
 //! summary, the Parquet plan itself). Their schemas are in `docs/plan.md`.
 
+mod apply;
 mod html;
 mod summary;
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
 
+pub use apply::write_apply_report;
 pub use html::{DEFAULT_MAX_ROWS, DRIFT_RUNS, escape, render_csv, render_html};
 pub use summary::{Summary, SummaryInput, read_plan, write_atomic, write_plan};
 

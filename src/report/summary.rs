@@ -42,6 +42,9 @@ pub struct Summary {
     pub inputs: Vec<SummaryInput>,
     /// File names inside the plan folder.
     pub plan: String,
+    /// The spec file the plan was made from, for `recon apply`.
+    #[serde(default)]
+    pub spec_file: String,
 }
 
 impl Summary {

@@ -449,6 +449,8 @@ fn placeholder_side() -> SideWire {
         profile: None,
         entity: None,
         base_url: None,
+        token_url: None,
+        rate_limit: None,
         auth: None,
         incremental: None,
         overlap_seconds: None,
@@ -798,8 +800,11 @@ fn http_side(
     if cx.errors.len() > errors_before {
         return None;
     }
-    let prof = prof?;
+    let mut prof = prof?;
     let entity = entity?;
+    if let Some(limit) = w.rate_limit {
+        prof.rate_limit = Some(limit);
+    }
     let supports = prof
         .entity
         .get(&entity)
@@ -813,6 +818,7 @@ fn http_side(
                 .as_ref()
                 .map(|b| b.get_ref().clone())
                 .unwrap_or_else(|| prof.base_url.clone()),
+            token_url: w.token_url.as_ref().map(|t| t.get_ref().clone()),
             profile: prof,
             entity,
             auth,

@@ -35,6 +35,11 @@ pub struct SideWire {
     pub entity: Option<Spanned<String>>,
     /// Overrides the profile's base URL (a sandbox, the emulator).
     pub base_url: Option<Spanned<String>>,
+    /// Overrides the profile's OAuth2 token endpoint (a sandbox, the emulator).
+    pub token_url: Option<Spanned<String>>,
+    /// Overrides the profile's client-side rate limit (a higher API tier, a
+    /// local emulator): `{ requests = 100, per_seconds = 1, parallel = 8 }`.
+    pub rate_limit: Option<crate::connect::http::profile::RateLimit>,
     /// Secret name -> environment variable holding it (`token = "MS_TOKEN"`).
     pub auth: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     /// Pull only what changed since the last pull (default true when the

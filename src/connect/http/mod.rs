@@ -34,6 +34,8 @@ pub struct HttpSource {
     pub profile: Profile,
     pub entity: String,
     pub base_url: String,
+    /// Overrides the profile's OAuth2 token endpoint.
+    pub token_url: Option<String>,
     /// Secret name -> environment variable.
     pub auth: BTreeMap<String, String>,
     /// Pull only what changed since the last pull, when the entity allows it.
@@ -108,7 +110,19 @@ impl Client {
         let origin = origin(&base);
         Ok(Client {
             http,
-            auth: Authenticator::new(src.profile.auth.clone(), secrets, token_store, &origin),
+            auth: Authenticator::new(
+                match (&src.profile.auth, &src.token_url) {
+                    (profile::AuthSpec::Oauth2Refresh { .. }, Some(url)) => {
+                        profile::AuthSpec::Oauth2Refresh {
+                            token_url: url.clone(),
+                        }
+                    }
+                    (a, _) => a.clone(),
+                },
+                secrets,
+                token_store,
+                &origin,
+            ),
             limiter: Limiter::new(src.profile.rate_limit),
             profile: src.profile.clone(),
             base,

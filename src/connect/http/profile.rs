@@ -180,6 +180,9 @@ pub struct Entity {
     /// Writing many records in one request.
     #[serde(default)]
     pub batch: Option<Batch>,
+    /// Deleting one record (`mirror` mode only).
+    #[serde(default)]
+    pub delete: Option<Write>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -317,6 +320,14 @@ pub struct Write {
     /// A body field to put inside (`id` for Teamleader's update).
     #[serde(default)]
     pub id_field: Option<String>,
+    /// A body field carrying a client-chosen UUID that makes a repeated
+    /// create return the first one's record (MoySklad `syncId`).
+    #[serde(default)]
+    pub idempotency: Option<String>,
+    /// A body field that carries the sender's id, so a create whose outcome
+    /// was lost can be found again (retailCRM `externalId`).
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 fn json_body() -> String {

@@ -1,0 +1,355 @@
+//! Applying plans: to the MoySklad emulator through crashes and faults, the
+//! stale-target guard, links through a renumbering, and a three-way
+//! conflict between two files.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Dir, show};
+use recon::emulate::{Config, Emulator, Faults, System};
+use serde_json::Value;
+
+struct Served {
+    em: Emulator,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn serve(records: usize, faults: Faults) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = Config {
+        systems: vec![System::MoySklad],
+        records,
+        seed: 11,
+        faults,
+        rate_limits: false,
+        ..Config::default()
+    };
+    let em = rt
+        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    Served { em, _rt: rt }
+}
+
+fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_recon"))
+        .arg("--home")
+        .arg(d.path())
+        .args(args)
+        .envs(env)
+        .output()
+        .unwrap()
+}
+
+fn by_email(em: &Emulator) -> BTreeMap<String, Value> {
+    recon::bench::counterparties_by_email(em)
+}
+
+/// Plan `updates` phone changes and `creates` new counterparties; returns
+/// the spec, its environment and the plan folder.
+fn setup(
+    d: &Dir,
+    s: &Served,
+    updates: usize,
+    creates: usize,
+) -> (PathBuf, BTreeMap<String, String>, PathBuf) {
+    let (spec, env) =
+        recon::bench::counterparty_fixture(&s.em, d.path(), updates, creates).unwrap();
+    let env: BTreeMap<String, String> = env.into_iter().collect();
+    let o = recon(d, &env, &["run", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let plan = d
+        .files("reports/cp", "plan.parquet")
+        .pop()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    (spec, env, plan)
+}
+
+fn apply_report(plan: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(plan.join("apply.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn killed_applies_resume_and_write_every_record_exactly_once() {
+    let s = serve(1500, Faults::default());
+    let d = Dir::new();
+    let before = s.em.records(System::MoySklad, "counterparty");
+    let (_, env, plan) = setup(&d, &s, 1000, 1200);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(plan.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["counts"]["create"], 1200, "{summary}");
+    assert_eq!(summary["counts"]["update"], 1000, "{summary}");
+
+    // Kill the apply at pseudo-random moments, then let one run finish.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut killed = 0;
+    for _ in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
+            .arg("--home")
+            .arg(d.path())
+            .args(["--quiet", "apply", "--yes"])
+            .arg(&plan)
+            .envs(&env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30 + seed % 700));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(killed >= 10, "most tries were cut short ({killed})");
+    let o = recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let report = apply_report(&plan);
+    assert_eq!(report["counts"]["done"], 2200, "{report}");
+
+    let after = s.em.records(System::MoySklad, "counterparty");
+    assert_eq!(after.len(), before.len() + 1200, "every create landed once");
+    let mut per_email: HashMap<String, usize> = HashMap::new();
+    for r in &after {
+        if let Some(e) = r.get("email").and_then(Value::as_str) {
+            *per_email.entry(e.trim().to_lowercase()).or_default() += 1;
+        }
+    }
+    for i in 0..1200 {
+        assert_eq!(
+            per_email.get(&format!("new{i}@example.org")),
+            Some(&1),
+            "new{i}"
+        );
+    }
+    // Updated records have the new phone; every other record is untouched.
+    let old: HashMap<String, &Value> = before
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_string(), r))
+        .collect();
+    let mut changed = 0;
+    for r in &after {
+        let id = r["id"].as_str().unwrap();
+        if let Some(o) = old.get(id)
+            && *o != r
+        {
+            changed += 1;
+            assert!(
+                r["phone"].as_str().unwrap_or_default().contains("900"),
+                "only phones changed: {r}"
+            );
+        }
+    }
+    assert_eq!(changed, 1000, "exactly the planned updates");
+}
+
+#[test]
+fn with_faults_every_row_ends_done_or_failed_with_the_vendors_message() {
+    let s = serve(400, "500=0.1,429=0.05,malformed=0.02".parse().unwrap());
+    let d = Dir::new();
+    let (_, env, plan) = setup(&d, &s, 150, 150);
+    let o = recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", show(&o));
+    let report = apply_report(&plan);
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 300);
+    for r in rows {
+        match r["state"].as_str().unwrap() {
+            "done" => assert!(r["target_id"].is_string(), "{r}"),
+            "failed" => assert!(r["message"].as_str().is_some_and(|m| !m.is_empty()), "{r}"),
+            other => panic!("row left {other}: {r}"),
+        }
+    }
+    assert!(s.em.stats().total().faults > 0);
+}
+
+#[test]
+fn a_target_changed_since_the_plan_is_refused_as_stale() {
+    let s = serve(200, Faults::default());
+    let d = Dir::new();
+    let (_, env, plan) = setup(&d, &s, 3, 0);
+    let (email, rec) = by_email(&s.em).into_iter().next().unwrap();
+    let id = rec["id"].as_str().unwrap().to_string();
+    s.em.admin_patch(
+        System::MoySklad,
+        "counterparty",
+        &id,
+        serde_json::json!({"phone": "+7 999 000 0000"}),
+    )
+    .unwrap();
+    let o = recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let report = apply_report(&plan);
+    let stale: Vec<&Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] == "stale")
+        .collect();
+    assert_eq!(stale.len(), 1, "{report}");
+    assert!(
+        stale[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("phone is now"),
+        "{email}: {}",
+        stale[0]
+    );
+    assert_eq!(
+        s.em.records(System::MoySklad, "counterparty")
+            .iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap()["phone"],
+        "+7 999 000 0000"
+    );
+    let o = recon(
+        &d,
+        &env,
+        &["apply", "--yes", "--force", plan.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
+
+#[test]
+fn links_follow_a_renumbered_record_and_changed_keys() {
+    let d = Dir::new();
+    d.write("crm.csv", "id,email,city\nC1,ann@x.com,Roma\n");
+    d.write("erp.json", "[]");
+    let spec = d.write(
+        "c.toml",
+        r#"name = "c"
+entity = "customers"
+direction = "crm -> erp"
+[side.crm]
+file = "crm.csv"
+id = "id"
+[side.erp]
+file = "erp.json"
+id = "number"
+[[field]]
+name = "email"
+path = { crm = "email", erp = "email" }
+[[field]]
+name = "city"
+path = { crm = "city", erp = "city" }
+[[key]]
+fields = ["email"]
+normalize = "email"
+"#,
+    );
+    let env = BTreeMap::new();
+    let sp = spec.to_str().unwrap();
+    assert_eq!(recon(&d, &env, &["run", sp]).status.code(), Some(2));
+    let plan = d
+        .files("reports/c", "plan.parquet")
+        .pop()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    assert_eq!(
+        recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    // The ERP renumbers the customer and the CRM changes the email: no key
+    // matches any more, but the link does once it follows the new number.
+    d.write(
+        "erp.json",
+        r#"[{"number": "1005", "email": "ann@x.com", "city": "Roma"}]"#,
+    );
+    d.write("crm.csv", "id,email,city\nC1,anna@y.com,Milano\n");
+    let o = recon(&d, &env, &["relink", sp, "--side", "erp", "C1", "1005"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let o = recon(&d, &env, &["run", sp]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("create 0, update 1"), "{out}");
+}
+
+#[test]
+fn both_sides_changing_a_field_after_a_sync_is_a_conflict_with_the_baseline() {
+    let d = Dir::new();
+    d.write("a.csv", "id,email,city\n1,ann@x.com,Roma\n");
+    d.write("b.csv", "id,email,city\nx,ann@x.com,Roma\n");
+    let spec = d.write(
+        "both.toml",
+        r#"name = "both"
+entity = "customers"
+direction = "both"
+[side.a]
+file = "a.csv"
+id = "id"
+[side.b]
+file = "b.csv"
+id = "id"
+[[field]]
+name = "email"
+path = { a = "email", b = "email" }
+[[field]]
+name = "city"
+path = { a = "city", b = "city" }
+[[key]]
+fields = ["email"]
+normalize = "email"
+"#,
+    );
+    let env = BTreeMap::new();
+    let sp = spec.to_str().unwrap();
+    // In sync: applying records the baseline.
+    assert_eq!(recon(&d, &env, &["run", sp]).status.code(), Some(0));
+    let plan = d
+        .files("reports/both", "plan.parquet")
+        .pop()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let o = recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    d.write("a.csv", "id,email,city\n1,ann@x.com,Milano\n");
+    d.write("b.csv", "id,email,city\nx,ann@x.com,Torino\n");
+    let o = recon(&d, &env, &["run", sp]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let plan = d.files("reports/both", "plan.parquet").pop().unwrap();
+    let df = common::read_parquet(&plan);
+    assert_eq!(common::strings(&df, "class"), vec![Some("conflict".into())]);
+    let changes = df
+        .column("changes")
+        .unwrap()
+        .list()
+        .unwrap()
+        .get_as_series(0)
+        .unwrap();
+    let st = changes.struct_().unwrap();
+    let get = |n: &str| {
+        st.field_by_name(n)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .map(str::to_string)
+    };
+    assert_eq!(
+        (get("before"), get("after"), get("baseline")),
+        (
+            Some("Milano".into()),
+            Some("Torino".into()),
+            Some("Roma".into())
+        )
+    );
+}
