@@ -979,3 +979,26 @@ fn references_resolve_through_the_parent_links() {
     );
     assert_eq!(class_of(&rows, Some("o3"), Some("x3")).class, "unchanged");
 }
+
+#[test]
+fn a_value_that_misses_its_pattern_is_invalid() {
+    let s = spec(&format!(
+        "direction = \"crm -> erp\"\n{SIDES}\n[[field]]\nname = \"sku\"\npath = {{ crm = \"s\", erp = \"s\" }}\npattern = \"^[0-9]+$\"\n[[key]]\nfields = [\"sku\"]\n"
+    ));
+    let a = frame(
+        &s,
+        &[
+            ("_id", vec![Some("1"), Some("2")]),
+            ("sku", vec![Some("12345"), Some("AB-12")]),
+        ],
+    );
+    let b = frame(&s, &[("_id", vec![Some("x")]), ("sku", vec![Some("999")])]);
+    let rows = run(&s, a, b, &[]);
+    assert_eq!(class_of(&rows, Some("1"), None).class, "create");
+    let bad = class_of(&rows, Some("2"), None);
+    assert_eq!(bad.class, "invalid");
+    assert_eq!(
+        bad.reason.as_deref(),
+        Some("sku `AB-12` does not match ^[0-9]+$")
+    );
+}

@@ -61,7 +61,29 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
         return (base, problem);
     }
     let Some(map) = &f.map else {
-        return (base, no_problem());
+        let problem = match &f.pattern {
+            Some(p) => when(
+                base.clone().is_not_null().and(
+                    base.clone()
+                        .cast(DataType::String)
+                        .str()
+                        .contains(lit(p.clone()), false)
+                        .not(),
+                ),
+            )
+            .then(concat_str(
+                [
+                    lit(format!("{} `", f.name)),
+                    base.clone().cast(DataType::String),
+                    lit(format!("` does not match {p}")),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(no_problem()),
+            None => no_problem(),
+        };
+        return (base, problem);
     };
     let fallback = match &map.unmapped {
         Some(u) => lit(u.clone()),

@@ -144,6 +144,8 @@ pub struct Field {
     pub source: Source,
     pub default: Option<Literal>,
     pub required: bool,
+    /// A regex the written value must match.
+    pub pattern: Option<String>,
     /// Overrides the spec's direction for this field.
     pub direction: Option<Direction>,
     /// The spec whose records this field's value identifies.

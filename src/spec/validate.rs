@@ -1083,6 +1083,15 @@ fn field(
             None,
         );
     }
+    if let Some(p) = &w.pattern
+        && let Err(e) = regex::Regex::new(p.get_ref())
+    {
+        cx.err(
+            Some(p.span()),
+            format!("field `{name}`: `pattern` is not a valid regex: {e}"),
+            None,
+        );
+    }
     let direction = match &w.direction {
         None => None,
         Some(d) if sides.len() == 2 => parse_direction(cx, d, sides),
@@ -1106,6 +1115,7 @@ fn field(
         source,
         default: w.default.as_ref().map(|d| d.get_ref().clone()),
         required: w.required.unwrap_or(false),
+        pattern: w.pattern.as_ref().map(|p| p.get_ref().clone()),
         direction,
         reference: w.reference.as_ref().map(|r| r.get_ref().clone()),
     })

@@ -111,6 +111,9 @@ pub struct FieldWire {
     pub constant: Option<Spanned<Literal>>,
     /// The receiving side needs a value: a missing one makes the row invalid.
     pub required: Option<bool>,
+    /// A regex the value written must match (`^[0-9]+$` for numeric SKUs);
+    /// a value that does not makes the row invalid.
+    pub pattern: Option<Spanned<String>>,
     /// The field holds the id of a record of another spec (`ref = "customers"`):
     /// it is written as the receiving side's id of that record, found through
     /// that spec's links.
