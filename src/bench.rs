@@ -298,6 +298,7 @@ pub fn counterparty_fixture(
     dir: &Path,
     updates: usize,
     creates: usize,
+    batch: bool,
 ) -> std::io::Result<(PathBuf, Vec<(String, String)>)> {
     use crate::emulate::System;
     use std::fmt::Write as _;
@@ -340,6 +341,7 @@ id = "id"
 region = "RU"
 # The emulator runs without the vendor's limits.
 rate_limit = {{ requests = 100000, per_seconds = 1, parallel = 4 }}
+batch = {batch}
 
 [side.ms.auth]
 token = "RECON_EMULATED_MS_TOKEN"

@@ -59,9 +59,10 @@ fn setup(
     s: &Served,
     updates: usize,
     creates: usize,
+    batch: bool,
 ) -> (PathBuf, BTreeMap<String, String>, PathBuf) {
     let (spec, env) =
-        recon::bench::counterparty_fixture(&s.em, d.path(), updates, creates).unwrap();
+        recon::bench::counterparty_fixture(&s.em, d.path(), updates, creates, batch).unwrap();
     let env: BTreeMap<String, String> = env.into_iter().collect();
     let o = recon(d, &env, &["run", spec.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
@@ -84,7 +85,7 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
     let s = serve(1500, Faults::default());
     let d = Dir::new();
     let before = s.em.records(System::MoySklad, "counterparty");
-    let (_, env, plan) = setup(&d, &s, 1000, 1200);
+    let (_, env, plan) = setup(&d, &s, 1000, 1200, true);
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(plan.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["counts"]["create"], 1200, "{summary}");
@@ -160,7 +161,7 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
 fn with_faults_every_row_ends_done_or_failed_with_the_vendors_message() {
     let s = serve(400, "500=0.1,429=0.05,malformed=0.02".parse().unwrap());
     let d = Dir::new();
-    let (_, env, plan) = setup(&d, &s, 150, 150);
+    let (_, env, plan) = setup(&d, &s, 150, 150, false);
     let o = recon(&d, &env, &["apply", "--yes", plan.to_str().unwrap()]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", show(&o));
     let report = apply_report(&plan);
@@ -180,7 +181,7 @@ fn with_faults_every_row_ends_done_or_failed_with_the_vendors_message() {
 fn a_target_changed_since_the_plan_is_refused_as_stale() {
     let s = serve(200, Faults::default());
     let d = Dir::new();
-    let (_, env, plan) = setup(&d, &s, 3, 0);
+    let (_, env, plan) = setup(&d, &s, 3, 0, true);
     let (email, rec) = by_email(&s.em).into_iter().next().unwrap();
     let id = rec["id"].as_str().unwrap().to_string();
     s.em.admin_patch(

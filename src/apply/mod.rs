@@ -875,7 +875,57 @@ impl Run<'_> {
             }
         }
 
-        // Updates, each to its record (whole-record systems read it first).
+        // Updates: in batches where the system takes them, else each to its
+        // record (whole-record systems read it first).
+        if let Some(max) = target.batch_update_size() {
+            for chunk in updates.chunks(max) {
+                let rows_in: Vec<&PlanRow> = chunk.iter().map(|c| c.0).collect();
+                self.mark_sent(&rows_in)?;
+                let p = target
+                    .prepare_batch_update(
+                        chunk
+                            .iter()
+                            .map(|(_, id, native)| (id.clone(), native.clone()))
+                            .collect(),
+                    )
+                    .expect("batch_update_size implies a batch endpoint");
+                let done: Vec<Done> = match rt.block_on(target.send(&p)) {
+                    Ok(Value::Array(answers)) if answers.len() == chunk.len() => chunk
+                        .iter()
+                        .map(|(r, id, _)| Done {
+                            row: r.row,
+                            state: "done",
+                            target: Some(id.clone()),
+                            message: None,
+                        })
+                        .collect(),
+                    Ok(other) => chunk
+                        .iter()
+                        .map(|(r, _, _)| Done {
+                            row: r.row,
+                            state: "failed",
+                            target: None,
+                            message: Some(redact(&format!(
+                                "unexpected batch answer: {}",
+                                truncate(&other.to_string())
+                            ))),
+                        })
+                        .collect(),
+                    Err(e) => chunk
+                        .iter()
+                        .map(|(r, _, _)| Done {
+                            row: r.row,
+                            state: "failed",
+                            target: None,
+                            message: Some(e.to_string()),
+                        })
+                        .collect(),
+                };
+                bar.inc(chunk.len() as u64);
+                self.set(&done, &by_row, side)?;
+            }
+            updates.clear();
+        }
         for chunk in updates.chunks(64) {
             let rows_in: Vec<&PlanRow> = chunk.iter().map(|c| c.0).collect();
             self.mark_sent(&rows_in)?;

@@ -249,6 +249,40 @@ impl HttpTarget {
             .map(|b| b.max)
     }
 
+    /// Up to how many partial updates go in one request, if the system
+    /// updates in batches (and takes partial records).
+    pub fn batch_update_size(&self) -> Option<usize> {
+        let b = self
+            .src
+            .entity()
+            .batch
+            .as_ref()
+            .filter(|_| self.src.batch)?;
+        (b.body == "json" && b.update_href.is_some() && !self.replaces()).then_some(b.max)
+    }
+
+    /// One request updating many records: each item names its record.
+    pub fn prepare_batch_update(&self, items: Vec<(String, Value)>) -> Option<Prepared> {
+        let b = self.src.entity().batch.as_ref()?;
+        let href = b.update_href.as_ref()?;
+        let items = items
+            .into_iter()
+            .map(|(id, mut partial)| {
+                let url = self.client.url(&fill(href, &id));
+                FieldPath::parse("meta.href")
+                    .expect("a valid path")
+                    .set(&mut partial, Value::String(url));
+                partial
+            })
+            .collect();
+        Some(Prepared {
+            method: b.method,
+            url: self.client.url(&b.path),
+            query: vec![],
+            body: Some(Body::Json(Value::Array(items))),
+        })
+    }
+
     /// One request creating many records (JSON array, answered in order).
     pub fn prepare_batch(&self, items: Vec<Value>) -> Option<Prepared> {
         let b = self.src.entity().batch.as_ref()?;

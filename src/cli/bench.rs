@@ -109,7 +109,7 @@ fn emulated(
         Kind::Pull => (0, 0),
         _ => ((rows / 2) as usize, (rows - rows / 2) as usize),
     };
-    let (spec, env) = bench::counterparty_fixture(&em, &out, updates, creates)?;
+    let (spec, env) = bench::counterparty_fixture(&em, &out, updates, creates, true)?;
     let spec_s = spec.display().to_string();
     let result = match kind {
         Kind::Pull => {

@@ -37,6 +37,9 @@ pub struct SideWire {
     pub base_url: Option<Spanned<String>>,
     /// Overrides the profile's OAuth2 token endpoint (a sandbox, the emulator).
     pub token_url: Option<Spanned<String>>,
+    /// Use the profile's batch endpoints (default true). Off, each record is
+    /// its own request: slower, but one bad record cannot fail a whole batch.
+    pub batch: Option<bool>,
     /// Overrides the profile's client-side rate limit (a higher API tier, a
     /// local emulator): `{ requests = 100, per_seconds = 1, parallel = 8 }`.
     pub rate_limit: Option<crate::connect::http::profile::RateLimit>,

@@ -40,6 +40,8 @@ pub struct HttpSource {
     pub auth: BTreeMap<String, String>,
     /// Pull only what changed since the last pull, when the entity allows it.
     pub incremental: bool,
+    /// Write through the profile's batch endpoints.
+    pub batch: bool,
     /// How far back each incremental window reaches before the cursor.
     pub overlap: Duration,
 }

@@ -347,6 +347,10 @@ pub struct Batch {
     #[serde(default = "json_body")]
     pub body: String,
     pub max: usize,
+    /// Items carrying `meta.href` with this path (`{id}` filled in) update
+    /// that record instead of creating one (MoySklad).
+    #[serde(default)]
+    pub update_href: Option<String>,
 }
 
 impl Profile {
