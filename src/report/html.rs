@@ -427,6 +427,11 @@ fn drift_chart(out: &mut String, summary: &Summary, runs: &[Run]) {
         );
     }
     let label_every = points.len().div_ceil(5).max(1);
+    // Labels are `2026-11-23 03:45:12 UTC`: the time of day when every plan
+    // is from the same day, else the day.
+    let same_day = points
+        .iter()
+        .all(|p| p.label.get(..10) == points[0].label.get(..10));
     for (i, p) in points.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bar) / 2.0;
         let total: u64 = p.counts.iter().sum();
@@ -473,8 +478,12 @@ fn drift_chart(out: &mut String, summary: &Summary, runs: &[Run]) {
         }
         out.push_str("</g>");
         if i % label_every == 0 || i + 1 == points.len() {
-            // `2026-11-23 03:45:12 UTC` as `11-23 03:45`.
-            let short = p.label.get(5..16).unwrap_or(&p.label);
+            let short = if same_day {
+                p.label.get(11..16)
+            } else {
+                p.label.get(5..10)
+            }
+            .unwrap_or(&p.label);
             let _ = write!(
                 out,
                 "<text class=\"axis\" x=\"{cx:.1}\" y=\"{cy:.1}\" text-anchor=\"middle\">",
