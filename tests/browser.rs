@@ -2,9 +2,9 @@
 //! `report.html` from disk, runs its script, and hands back the DOM, its
 //! console and a screenshot.
 //!
-//! Chromium is required: CI installs Debian's `chromium` package when it is
-//! missing (`.ci/run`). Set `RECON_SKIP_BROWSER=1` to skip this test on a
-//! machine without it.
+//! Chromium is required: `scripts/test` (which CI runs) installs Debian's
+//! `chromium` package when it is missing. Set `RECON_SKIP_BROWSER=1` to skip
+//! this test on a machine without it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -134,7 +134,7 @@ fn demo_report_in_headless_chromium() {
         }
         panic!(
             "this test needs Chromium: install it with `apt-get install -y chromium` \
-             (CI does so in .ci/run), or set {SKIP_ENV}=1 to skip it"
+             (scripts/test does so), or set {SKIP_ENV}=1 to skip it"
         );
     };
 
