@@ -79,35 +79,7 @@ fn env(em: &Emulator) -> BTreeMap<String, String> {
     ])
 }
 
-/// Each spec keeps its own copy of the rotating refresh token
-/// (`tokens/<spec>/eacc.json`), and eAccounting accepts each refresh token
-/// once: after one spec refreshed, the others hold a used one. Three specs
-/// share one eAccounting connection here, so the newest token is handed to
-/// every spec before each run, as `try.sh` does.
-fn share_token(d: &Dir) {
-    let store = |s: &str| d.path().join("tokens").join(spec_name(s)).join("eacc.json");
-    let newest = SPECS
-        .iter()
-        .filter_map(|s| {
-            let p = store(s);
-            let at = std::fs::metadata(&p).and_then(|m| m.modified()).ok()?;
-            Some((at, p))
-        })
-        .max();
-    if let Some((_, from)) = newest {
-        let token = std::fs::read(&from).unwrap();
-        for s in SPECS {
-            let to = store(s);
-            if to != from {
-                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-                std::fs::write(&to, &token).unwrap();
-            }
-        }
-    }
-}
-
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    share_token(d);
     std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
         .arg("--home")
         .arg(d.path())
@@ -344,9 +316,7 @@ fn products_stock_and_paid_orders_reach_ccv_and_converge() {
 /// receiving side again (the stale check) with one OAuth client and writes
 /// with another made before it, so the second refresh uses a refresh token
 /// the first already spent and eAccounting refuses it (`invalid_grant`).
-/// Un-ignore once apply shares one client (src/apply/mod.rs, write_http).
 #[test]
-#[ignore = "engine gap: apply refreshes eAccounting's single-use token twice"]
 fn a_price_changed_in_ccv_reaches_eaccounting() {
     let s = serve();
     let em = &s.em;

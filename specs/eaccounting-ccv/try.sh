@@ -90,22 +90,7 @@ if command -v curl >/dev/null; then
   echo "(set notes on P-00013 and P-00003, reserved 5 of P-00001 and 20 of P-00020)"
 fi
 
-# eAccounting refresh tokens are single use and each spec keeps its own copy
-# (tokens/<spec>/eacc.json): hand the newest one to every spec before each
-# step, since the three specs share one eAccounting connection.
-SPECS=(eacc-ccv-products eacc-ccv-stock eacc-ccv-orders)
-share_token() {
-  local newest
-  newest=$(ls -t "$WORK"/tokens/*/eacc.json 2>/dev/null | head -n 1)
-  [ -n "$newest" ] || return 0
-  for s in "${SPECS[@]}"; do
-    local to=$WORK/tokens/$s/eacc.json
-    [ "$to" = "$newest" ] && continue
-    mkdir -p "$(dirname "$to")"
-    cp "$newest" "$to"
-  done
-}
-r() { share_token; bounded "$RECON" --home "$WORK" "$@"; }
+r() { bounded "$RECON" --home "$WORK" "$@"; }
 
 # Run a spec (pull + plan); exit 0 (in sync) and 2 (changes pending) are fine.
 REPORTS=()

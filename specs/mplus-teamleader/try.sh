@@ -29,14 +29,6 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 cp "$SRC"/*.toml "$SRC"/*.json "$WORK"/
 
-# Teamleader's refresh tokens are single use and recon saves the rotated one
-# per spec (tokens/<spec>/teamleader.json); these specs share one account,
-# so their token folders are one folder.
-mkdir -p "$WORK/tokens/teamleader"
-while IFS=: read -r _ name; do
-    ln -s teamleader "$WORK/tokens/$name"
-done <<<"$SPECS"
-
 # Seed 42 and 50 records: the sample files were written against them.
 target/debug/recon emulate teamleader --port "$PORT" --records 50 --seed 42 \
     >"$WORK/emulator.log" 2>&1 &

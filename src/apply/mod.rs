@@ -344,11 +344,7 @@ pub fn apply(
             continue;
         }
         let scratch = plan_dir.join(".apply");
-        let store = Some(
-            home.join("tokens")
-                .join(&spec.name)
-                .join(format!("{}.json", spec.side(side).name)),
-        );
+        let store = crate::spec::token_store(spec.side(side), home);
         match &spec.side(side).connection {
             Connection::File(_) => run.write_file(side, &mine, &states, &scratch)?,
             Connection::Http(h) => run.write_http(side, h, &mine, &states, &scratch, store)?,
@@ -638,15 +634,16 @@ impl Run<'_> {
         scratch: &Path,
         store: Option<PathBuf>,
     ) -> anyhow::Result<()> {
-        let target = HttpTarget::new(src, store.clone()).map_err(|e| anyhow!(e))?;
         let needs_check = rows
             .iter()
             .any(|r| r.class == "update" || states.get(&r.row).is_some_and(|j| j.state == "sent"));
         let current = if needs_check && !self.opts.dry_run {
-            current(self.spec, side, scratch, store)?
+            current(self.spec, side, scratch, store.clone())?
         } else {
             HashMap::new()
         };
+        // Built after the re-read: an OAuth2 refresh there rotates the token.
+        let target = HttpTarget::new(src, store).map_err(|e| anyhow!(e))?;
         let by_row: HashMap<i64, &PlanRow> = rows.iter().map(|r| (r.row, *r)).collect();
         let idempotent = src
             .entity()

@@ -43,7 +43,7 @@ pub fn run(
             0
         };
     ui.say(format!(
-        "plan {} of `{}`: {} create(s), {} update(s){}, {} conflict(s) and {} invalid row(s) are not written",
+        "plan {} of `{}`: {} create(s) and {} update(s) to write{}; {} conflict(s) and {} invalid row(s) are left for a person",
         summary.run_id,
         spec.name,
         summary.count("create"),

@@ -78,11 +78,7 @@ pub fn pull_spec(
             stamp: super::stamp(now),
             pulled_at: super::rfc3339(now),
             since,
-            token_store: Some(
-                home.join("tokens")
-                    .join(&spec.name)
-                    .join(format!("{name}.json")),
-            ),
+            token_store: crate::spec::token_store(spec.side(side), home),
         };
         let out = pull_side(spec, side, home, &opts, ui)
             .with_context(|| format!("pulling side `{name}` of spec `{}`", spec.name))?;

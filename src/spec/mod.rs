@@ -420,6 +420,30 @@ impl Spec {
     }
 }
 
+/// Where a side's rotated OAuth2 refresh token is kept under `home`: one
+/// file per system and refresh-token variable, so every spec that uses the
+/// same credentials shares the latest token (they are single use).
+pub fn token_store(side: &Side, home: &Path) -> Option<PathBuf> {
+    let Connection::Http(h) = &side.connection else {
+        return None;
+    };
+    if !matches!(
+        h.profile.auth,
+        crate::connect::http::profile::AuthSpec::Oauth2Refresh { .. }
+    ) {
+        return None;
+    }
+    let var = h
+        .auth
+        .get("refresh_token")
+        .map(String::as_str)
+        .unwrap_or("token");
+    Some(
+        home.join("tokens")
+            .join(format!("{}.{var}.json", h.profile.name)),
+    )
+}
+
 fn connection_kind(c: &Connection) -> String {
     match c {
         Connection::File(f) => format!("{} file", f.format.name()),

@@ -98,15 +98,7 @@ impl Authenticator {
         };
         // A refresh token saved by an earlier run is newer than the one in
         // the environment: refresh tokens are single use.
-        let stored = store
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| {
-                v.get("refresh_token")
-                    .and_then(|r| r.as_str())
-                    .map(str::to_string)
-            });
+        let stored = store.as_deref().and_then(read_token);
         Self {
             tokens: Mutex::new((None, stored)),
             spec,
@@ -181,6 +173,11 @@ impl Authenticator {
             return Ok(current.clone());
         }
         let url = self.token_url.clone().ok_or("no token endpoint")?;
+        // Another run (or spec) sharing these credentials may have rotated
+        // the token since this one started: the store holds the newest.
+        if let Some(stored) = self.store.as_deref().and_then(read_token) {
+            t.1 = Some(stored);
+        }
         let refresh =
             t.1.clone()
                 .unwrap_or_else(|| self.secrets.get("refresh_token").to_string());
@@ -226,6 +223,14 @@ impl Authenticator {
         t.0 = Some(access.clone());
         Ok(access)
     }
+}
+
+fn read_token(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("refresh_token")
+        .and_then(|r| r.as_str())
+        .map(str::to_string)
 }
 
 fn save_token(path: &std::path::Path, refresh: &str) -> std::io::Result<()> {
