@@ -341,8 +341,14 @@ pub fn classify(
         }
         synced.push(synced_value(f, &moving).alias(f.name.as_str()));
     }
-    let synced_json = if synced.is_empty() {
-        lit("{}")
+    // Baselines serve fields synced both ways only; one-way specs skip the
+    // cost of encoding every pair's values.
+    let keeps_baselines = spec
+        .fields
+        .iter()
+        .any(|f| matches!(spec.field_direction(f), Direction::Both { .. }));
+    let synced_json = if synced.is_empty() || !keeps_baselines {
+        null_str()
     } else {
         as_struct(synced).struct_().json_encode()
     };
@@ -521,8 +527,8 @@ pub fn classify(
         } else {
             as_struct(members).struct_().json_encode()
         };
-        let synced = if synced.is_empty() {
-            lit("{}")
+        let synced = if synced.is_empty() || !keeps_baselines {
+            null_str()
         } else {
             as_struct(synced).struct_().json_encode()
         };

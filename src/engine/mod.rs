@@ -86,8 +86,15 @@ pub fn baseline_frame(
 
 /// Compute the plan: one row per action (see `docs/plan.md`).
 pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
+    let started = std::time::Instant::now();
     let a = prepare(spec, inputs.a, SideIx::A, &inputs.refs)?.collect()?;
     let b = prepare(spec, inputs.b, SideIx::B, &inputs.refs)?.collect()?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        rows_a = a.height(),
+        rows_b = b.height(),
+        "prepared both sides"
+    );
     let (la, lb): (Vec<String>, Vec<String>) = inputs.links.into_iter().unzip();
     let links = DataFrame::new_infer_height(vec![
         Column::new(A_ID.into(), la),
@@ -116,7 +123,14 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
         &pool(&b, ids_b, SideIx::B)?,
         links,
     )?;
-    classify::classify(spec, &a, &b, matched, inputs.baseline)
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        pairs = matched.pairs.height(),
+        "matched"
+    );
+    let plan = classify::classify(spec, &a, &b, matched, inputs.baseline);
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "classified");
+    plan
 }
 
 /// Column prefix of a side inside the engine.

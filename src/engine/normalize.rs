@@ -110,12 +110,54 @@ pub fn scalar(raw: &str, n: Normalizer, region: Option<&str>) -> Option<String> 
 }
 
 /// E.164 form of a phone number, read with the side's default region.
-/// `None` when it is not a valid number.
+/// `None` when it is not a phone number.
 pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {
     let trimmed = raw.trim();
     if trimmed.is_empty() {
         return None;
     }
+    phone_fast(trimmed, region).or_else(|| phone_parsed(trimmed, region))
+}
+
+/// The common shapes (`+39 02 1234 5678`, `0039 02-1234-5678`,
+/// `(02) 12345678`, `8 (495) 123-45-67`) need only the region's country code
+/// and national prefix from phonenumber's metadata, at a fraction of a full
+/// parse's cost; anything else (letters, extensions) goes to the full parser.
+fn phone_fast(s: &str, region: Option<&str>) -> Option<String> {
+    let mut digits = String::with_capacity(16);
+    let mut plus = false;
+    for c in s.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if digits.is_empty() && !plus => plus = true,
+            ' ' | '-' | '(' | ')' | '.' | '/' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    let international = if plus {
+        Some(digits.as_str())
+    } else {
+        digits.strip_prefix("00")
+    };
+    let e164 = match international {
+        Some(rest) => format!("+{rest}"),
+        None => {
+            let meta = phonenumber::metadata::DATABASE.by_id(region?)?;
+            let national = match meta.national_prefix() {
+                Some(np) if digits.starts_with(np) && digits.len() >= np.len() + 6 => {
+                    &digits[np.len()..]
+                }
+                _ => digits.as_str(),
+            };
+            format!("+{}{national}", meta.country_code())
+        }
+    };
+    // E.164 numbers have at most 15 digits; fewer than 8 is no phone.
+    (9..=16).contains(&e164.len()).then_some(e164)
+}
+
+/// The full parse, with validation, for the shapes the fast path declines.
+fn phone_parsed(trimmed: &str, region: Option<&str>) -> Option<String> {
     // `00` is the international prefix in most of Europe; phonenumber wants `+`.
     let cleaned: String = trimmed
         .chars()
@@ -125,6 +167,9 @@ pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {
         Some(rest) => format!("+{rest}"),
         None => cleaned,
     };
+    if cleaned.is_empty() {
+        return None;
+    }
     let country = region.and_then(|r| r.parse::<phonenumber::country::Id>().ok());
     let valid = |text: &str, country| {
         phonenumber::parse(country, text)
@@ -192,7 +237,44 @@ mod tests {
             );
         }
         assert_eq!(phone("not a phone", Some("IT")), None);
+        assert_eq!(
+            phone("020 7946 0018", Some("GB")).as_deref(),
+            Some("+442079460018")
+        );
+        assert_eq!(
+            phone("0721 234 567", Some("RO")).as_deref(),
+            Some("+40721234567")
+        );
+        assert_eq!(phone("123", Some("IT")), None);
         assert_eq!(phone("", Some("IT")), None);
+    }
+
+    /// The fast path agrees with the full parser wherever the parser reads a
+    /// valid number.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let samples = [
+            ("+39 02 1234 5678", "IT"),
+            ("02 1234 5678", "IT"),
+            ("06 8738 3207", "IT"),
+            ("347 123 4567", "IT"),
+            ("0039 347-1234567", "IT"),
+            ("8 (495) 123-45-67", "RU"),
+            ("8 916 123 45 67", "RU"),
+            ("+7 916 123-45-67", "RU"),
+            ("0721 234 567", "RO"),
+            ("+40 21 312 3456", "RO"),
+            ("020 7946 0018", "GB"),
+            ("+32 2 555 12 12", "BE"),
+            ("02 555 12 12", "BE"),
+            ("030 901820", "DE"),
+            ("06 12345678", "NL"),
+        ];
+        for (raw, region) in samples {
+            let full = phone_parsed(raw, Some(region));
+            assert!(full.is_some(), "{raw} is a valid {region} number");
+            assert_eq!(phone_fast(raw, Some(region)), full, "{raw} ({region})");
+        }
     }
 
     #[test]
