@@ -87,7 +87,7 @@ fn emulated(
     }
     std::fs::create_dir_all(&out)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let records = match kind {
