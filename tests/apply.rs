@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -13,17 +15,7 @@ use common::{Dir, show};
 use recon::emulate::{Config, Emulator, Faults, System};
 use serde_json::Value;
 
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 fn serve(records: usize, faults: Faults) -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let config = Config {
         systems: vec![System::MoySklad],
         records,
@@ -32,20 +24,11 @@ fn serve(records: usize, faults: Faults) -> Served {
         rate_limits: false,
         ..Config::default()
     };
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 fn by_email(em: &Emulator) -> BTreeMap<String, Value> {

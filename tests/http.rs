@@ -4,9 +4,11 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::{Dir, read_parquet, show, strings};
 use recon::emulate::{Config, Emulator, Faults, System};
@@ -28,22 +30,8 @@ const ENTITIES: &[(System, &str, &str, &str)] = &[
     (System::EAccounting, "orders", "Id", "Number"),
 ];
 
-/// An emulator serving on its own runtime while the test drives the binary.
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 fn serve(config: Config) -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 fn config(records: usize, faults: Faults) -> Config {
@@ -154,13 +142,7 @@ fields = ["name"]
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 fn snapshot_ids(d: &Dir, name: &str) -> Vec<Option<String>> {

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -36,20 +38,10 @@ const SPECS: [(&str, &str); 8] = [
 const SHIPPED: &str = "9a629072-03b0-4436-ae42-04ea111f379f";
 const COMPLETE: &str = "f8639b0a-7aa9-4ead-be3c-7752c0f7e065";
 
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 /// The seed and record count `try.sh` uses: the shipped leads call from
 /// phones and write from emails of this seed's counterparties, and the
 /// specs name this seed's order states and organization.
 fn serve() -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let config = Config {
         systems: vec![System::MoySklad, System::RetailCrm],
         records: 50,
@@ -58,10 +50,7 @@ fn serve() -> Served {
         rate_limits: false,
         ..Config::default()
     };
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 /// Copy the scenario's specs and sample files (and the retailCRM
@@ -107,13 +96,7 @@ fn env(em: &Emulator) -> BTreeMap<String, String> {
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 fn spec_name(file: &str) -> &'static str {

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -23,20 +25,10 @@ fn spec_name(file: &str) -> String {
     format!("eacc-ccv-{file}")
 }
 
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 /// The seed and record count `try.sh` uses: the shipped CCV products and
 /// orders name the SKUs and order numbers of this seed, and the products
 /// spec names its coding and unit ids.
 fn serve() -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let config = Config {
         systems: vec![System::EAccounting],
         records: 50,
@@ -45,10 +37,7 @@ fn serve() -> Served {
         rate_limits: false,
         ..Config::default()
     };
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 /// Copy the scenario's specs and sample files into `d`, pointing the HTTP
@@ -80,13 +69,7 @@ fn env(em: &Emulator) -> BTreeMap<String, String> {
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 /// `recon run` on a spec file; returns the plan folder and its counts.

@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -35,19 +37,9 @@ const SPECS: [(&str, &str); 7] = [
     ("orders_to_teamleader", "mplus-tl-orders-to-teamleader"),
 ];
 
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 /// The seed and record count `try.sh` uses: the sample files name seeded
 /// Teamleader records by id.
 fn serve() -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let config = Config {
         systems: vec![System::Teamleader],
         records: 50,
@@ -56,10 +48,7 @@ fn serve() -> Served {
         rate_limits: false,
         ..Config::default()
     };
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 /// Copy the scenario into `d`, pointing the HTTP sides at the emulator. The
@@ -102,13 +91,7 @@ fn copy_scenario(d: &Dir, em: &Emulator) -> BTreeMap<String, String> {
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 /// `recon run` on one spec file: the plan folder and its summary.

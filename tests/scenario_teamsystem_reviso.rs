@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::Served;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -19,19 +21,9 @@ const FOLDER: &str = "teamsystem-reviso";
 /// Where the shipped specs point; rewritten to the in-process emulator.
 const SHIPPED_BASE: &str = "http://127.0.0.1:8701/reviso";
 
-struct Served {
-    em: Emulator,
-    _rt: tokio::runtime::Runtime,
-}
-
 /// The seed and record count `try.sh` uses, so that the shipped sample data
 /// meets the same seeded customers here.
 fn serve() -> Served {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
     let config = Config {
         systems: vec![System::Reviso],
         records: 50,
@@ -40,10 +32,7 @@ fn serve() -> Served {
         rate_limits: false,
         ..Config::default()
     };
-    let em = rt
-        .block_on(Emulator::start(config, "127.0.0.1:0".parse().unwrap()))
-        .unwrap();
-    Served { em, _rt: rt }
+    common::serve(config)
 }
 
 /// Copy the scenario's specs and sample files into `d`, pointing the HTTP
@@ -80,13 +69,7 @@ fn env(em: &Emulator) -> BTreeMap<String, String> {
 }
 
 fn recon(d: &Dir, env: &BTreeMap<String, String>, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
-        .arg("--home")
-        .arg(d.path())
-        .args(args)
-        .envs(env)
-        .output()
-        .unwrap()
+    d.recon_env(env, args)
 }
 
 /// `recon run SPEC` (pull and plan): the plan folder and its summary.

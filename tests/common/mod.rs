@@ -97,3 +97,42 @@ pub fn strings(df: &polars::prelude::DataFrame, name: &str) -> Vec<Option<String
         .map(|v| v.map(str::to_string))
         .collect()
 }
+
+/// An emulator serving on its own runtime while the test drives the binary.
+pub struct Served {
+    pub em: recon::emulate::Emulator,
+    _rt: tokio::runtime::Runtime,
+}
+
+/// Start the emulator on 127.0.0.1:0 with `config`.
+pub fn serve(config: recon::emulate::Config) -> Served {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let em = rt
+        .block_on(recon::emulate::Emulator::start(
+            config,
+            "127.0.0.1:0".parse().expect("an address"),
+        ))
+        .expect("the emulator starts");
+    Served { em, _rt: rt }
+}
+
+impl Dir {
+    /// Run `recon` with `--home` set to this folder and `env` set.
+    pub fn recon_env(
+        &self,
+        env: &std::collections::BTreeMap<String, String>,
+        args: &[&str],
+    ) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_recon"))
+            .arg("--home")
+            .arg(self.path())
+            .args(args)
+            .envs(env)
+            .output()
+            .expect("run recon")
+    }
+}
