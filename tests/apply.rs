@@ -337,3 +337,134 @@ normalize = "email"
         )
     );
 }
+
+#[test]
+fn a_spec_after_another_waits_for_its_parent_and_mirror_deletes_orphans() {
+    let d = Dir::new();
+    d.write("crm_c.csv", "id,email\nC1,ann@x.com\n");
+    d.write("erp_c.json", r#"[{"id": "E9", "email": "gone@x.com"}]"#);
+    d.write("crm_o.csv", "id,number,customer\nO1,1,C1\n");
+    d.write("erp_o.json", "[]");
+    let customers = d.write(
+        "customers.toml",
+        r#"name = "customers"
+entity = "customers"
+direction = "crm -> erp"
+[side.crm]
+file = "crm_c.csv"
+id = "id"
+[side.erp]
+file = "erp_c.json"
+id = "id"
+[[field]]
+name = "email"
+path = { crm = "email", erp = "email" }
+[[key]]
+fields = ["email"]
+"#,
+    );
+    let orders = d.write(
+        "orders.toml",
+        r#"name = "orders"
+entity = "orders"
+direction = "crm -> erp"
+after = ["customers"]
+[side.crm]
+file = "crm_o.csv"
+id = "id"
+[side.erp]
+file = "erp_o.json"
+id = "id"
+[[field]]
+name = "number"
+path = { crm = "number", erp = "number" }
+[[field]]
+name = "customer"
+path = { crm = "customer", erp = "customer" }
+ref = "customers"
+[[key]]
+fields = ["number"]
+"#,
+    );
+    let env = BTreeMap::new();
+    let plan_of = |name: &str| {
+        d.files(&format!("reports/{name}"), "plan.parquet")
+            .pop()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    };
+    assert_eq!(
+        recon(&d, &env, &["run", customers.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    // The order's customer is not synced yet: invalid, and its spec waits
+    // for the customers plan to be applied.
+    let o = recon(&d, &env, &["run", orders.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("invalid 1"),
+        "{}",
+        show(&o)
+    );
+    let o = recon(
+        &d,
+        &env,
+        &["apply", "--yes", plan_of("orders").to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("apply it first"),
+        "{}",
+        show(&o)
+    );
+    // Apply customers in mirror mode: the ERP-only customer is deleted.
+    let o = recon(
+        &d,
+        &env,
+        &[
+            "apply",
+            "--yes",
+            "--mirror",
+            plan_of("customers").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let erp: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("erp_c.json")).unwrap())
+            .unwrap();
+    let emails: Vec<&str> = erp
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, vec!["ann@x.com"]);
+    // Now the order's customer resolves through the customers' links.
+    let o = recon(&d, &env, &["run", orders.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("create 1"),
+        "{}",
+        show(&o)
+    );
+    let o = recon(
+        &d,
+        &env,
+        &["apply", "--yes", plan_of("orders").to_str().unwrap()],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the parent is applied now: {}",
+        show(&o)
+    );
+    let orders: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("erp_o.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        orders[0]["customer"], "C1",
+        "the ERP id the customer got on create"
+    );
+}

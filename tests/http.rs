@@ -365,3 +365,44 @@ fn a_page_that_stays_malformed_fails_the_pull_and_writes_nothing() {
         "retried before giving up"
     );
 }
+
+#[test]
+fn a_profile_file_drives_a_system_without_a_built_in_profile() {
+    let s = common::serve(config(40, Faults::default()));
+    let d = Dir::new();
+    // A system described only by a profile file: here MoySklad's facts
+    // under another name, as a user would write one for their own system.
+    let text = recon::connect::http::profile::BUILT_IN
+        .iter()
+        .find(|p| p.0 == "moysklad")
+        .unwrap()
+        .1
+        .replace("name = \"moysklad\"", "name = \"my-erp\"");
+    d.write("profiles/my-erp.toml", text);
+    let (spec, env) = spec_for(
+        &d,
+        &s.em,
+        System::MoySklad,
+        "counterparty",
+        "id",
+        "name",
+        "custom",
+    );
+    let body = std::fs::read_to_string(&spec).unwrap().replace(
+        "profile = \"moysklad\"",
+        "profile = \"profiles/my-erp.toml\"",
+    );
+    std::fs::write(&spec, body).unwrap();
+    let o = recon(&d, &env, &["check", spec.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("my-erp API"),
+        "{}",
+        show(&o)
+    );
+    let o = recon(&d, &env, &["pull", spec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert_eq!(
+        snapshot_ids(&d, "custom").len(),
+        s.em.records(System::MoySklad, "counterparty").len()
+    );
+}

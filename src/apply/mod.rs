@@ -259,6 +259,31 @@ pub fn apply(
             spec.name
         );
     }
+    // Specs this one depends on go first: their latest plan must not have
+    // writes waiting, or a child would point at parents not written yet.
+    if !opts.dry_run && !opts.force {
+        let ledger = Ledger::open(home)?;
+        for parent in &spec.after {
+            let last = ledger
+                .runs(parent, 50)?
+                .into_iter()
+                .rev()
+                .find(|r| r.command == "plan" && r.status == "ok");
+            if let Some(run) = last {
+                let waiting: u64 = ["create", "update"]
+                    .iter()
+                    .filter_map(|c| run.counts.get(*c).and_then(Value::as_u64))
+                    .sum();
+                if waiting > 0 && !run.applied {
+                    bail!(
+                        "spec `{}` comes after `{parent}`, whose latest plan ({}) has {waiting} write(s) not applied: apply it first (or pass --force)",
+                        spec.name,
+                        run.plan_dir.unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
     let rows = plan_rows(&df)?;
     let writes: Vec<&PlanRow> = rows
         .iter()
