@@ -157,17 +157,40 @@ fn now() -> String {
 
 /// Current canonical values of the receiving side, as text by id and field:
 /// read again with the same mapping as a pull, into a scratch folder.
+///
+/// When the plan's own snapshot of the side carries a cursor, only records
+/// changed since it are read and merged into a copy of that snapshot: the
+/// same current state for the cost of the changes.
 fn current(
     spec: &Spec,
     side: SideIx,
     scratch: &Path,
     token_store: Option<PathBuf>,
+    planned_from: Option<&Path>,
 ) -> anyhow::Result<HashMap<String, HashMap<String, Option<String>>>> {
+    let _ = std::fs::remove_dir_all(scratch.join("snapshots"));
+    let mut since = None;
+    if let Some(snap) = planned_from
+        && let Ok(info) = crate::snapshot::read_info(snap)
+        && let Some(cursor) = info
+            .metadata
+            .get(crate::snapshot::meta::CURSOR)
+            .and_then(|c| crate::connect::Cursor::parse(c))
+    {
+        let dir = scratch
+            .join("snapshots")
+            .join(&spec.name)
+            .join(&spec.side(side).name);
+        std::fs::create_dir_all(&dir)?;
+        // Named before any new stamp, so the read merges into it.
+        std::fs::copy(snap, dir.join("00000000T000000.000Z.parquet"))?;
+        since = Some(cursor);
+    }
     let stamp = crate::cli::stamp_now();
     let opts = PullOptions {
         stamp: stamp.clone(),
         pulled_at: stamp,
-        since: None,
+        since,
         token_store,
     };
     let out = pull_side(spec, side, scratch, &opts, &Progress::hidden())
@@ -357,6 +380,11 @@ pub fn apply(
         opts,
         ui,
         dry: Vec::new(),
+        planned_from: summary
+            .inputs
+            .iter()
+            .filter_map(|i| Some((spec.side_by_name(&i.side)?, PathBuf::from(&i.path))))
+            .collect(),
     };
     for side in SideIx::both() {
         let mine: Vec<&PlanRow> = writes
@@ -430,6 +458,8 @@ struct Run<'a> {
     ui: &'a Progress,
     /// Requests a dry run would send.
     dry: Vec<String>,
+    /// The snapshot of each side the plan was computed from.
+    planned_from: HashMap<SideIx, PathBuf>,
 }
 
 /// The result of one row's write.
@@ -532,7 +562,7 @@ impl Run<'_> {
             .iter()
             .any(|r| r.class == "update" || states.get(&r.row).is_some_and(|j| j.state == "sent"));
         let current = if needs_check && !self.opts.dry_run {
-            current(self.spec, side, scratch, None)?
+            current(self.spec, side, scratch, None, None)?
         } else {
             HashMap::new()
         };
@@ -663,7 +693,13 @@ impl Run<'_> {
             .iter()
             .any(|r| r.class == "update" || states.get(&r.row).is_some_and(|j| j.state == "sent"));
         let current = if needs_check && !self.opts.dry_run {
-            current(self.spec, side, scratch, store.clone())?
+            current(
+                self.spec,
+                side,
+                scratch,
+                store.clone(),
+                self.planned_from.get(&side).map(PathBuf::as_path),
+            )?
         } else {
             HashMap::new()
         };

@@ -27,6 +27,8 @@ pub mod meta {
     pub const PULLED_AT: &str = "recon.pulled_at";
     pub const CHANGED: &str = "recon.changed";
     pub const DELETED_UPSTREAM: &str = "recon.deleted_upstream";
+    /// Where an incremental read from this snapshot's state starts.
+    pub const CURSOR: &str = "recon.cursor";
 }
 
 /// The column holding each record's native id.

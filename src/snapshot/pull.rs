@@ -190,6 +190,10 @@ pub fn pull_side(
             (meta::REJECTS.to_string(), rejects.len().to_string()),
             (meta::CHANGED.to_string(), read.to_string()),
             (meta::DELETED_UPSTREAM.to_string(), deleted.to_string()),
+            (
+                meta::CURSOR.to_string(),
+                pulled.cursor.map(|c| c.to_text()).unwrap_or_default(),
+            ),
         ]
     };
     let (path, rows, deleted_upstream, mode) = match (pulled.incremental, &previous) {
