@@ -468,3 +468,25 @@ fields = ["number"]
         "the ERP id the customer got on create"
     );
 }
+
+#[test]
+fn mirror_mode_deletes_the_receivers_orphans_through_the_api() {
+    let s = serve(60, Faults::default());
+    let d = Dir::new();
+    let (_, env, plan) = setup(&d, &s, 5, 2, true);
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(plan.join("summary.json")).unwrap()).unwrap();
+    let orphans = summary["counts"]["orphan"].as_u64().unwrap();
+    assert!(orphans > 0, "{summary}");
+    let o = recon(
+        &d,
+        &env,
+        &["apply", "--yes", "--mirror", plan.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // Left: the five updated, the two created, and the records whose email is
+    // ambiguous (duplicates are never deleted); the crm file has no duplicates.
+    let dups = summary["counts"]["duplicate"].as_u64().unwrap() as usize;
+    let left = s.em.records(System::MoySklad, "counterparty").len();
+    assert_eq!(left, 7 + dups, "{summary}");
+}

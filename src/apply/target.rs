@@ -51,6 +51,7 @@ impl Prepared {
             Method::Post => "POST",
             Method::Put => "PUT",
             Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
         };
         redact(&format!("{method} {}{q} {body}", self.url))
     }

@@ -179,6 +179,7 @@ impl Client {
                 Method::Post => self.http.post(url),
                 Method::Put => self.http.put(url),
                 Method::Patch => self.http.patch(url),
+                Method::Delete => self.http.delete(url),
             };
             if !query.is_empty() {
                 req = req.query(query);

@@ -193,6 +193,7 @@ pub enum Method {
     Post,
     Put,
     Patch,
+    Delete,
 }
 
 /// A request template.
