@@ -221,9 +221,20 @@ impl Client {
                     if bytes.iter().all(u8::is_ascii_whitespace) {
                         return Ok((s, headers, Value::Null));
                     }
-                    match serde_json::from_slice::<Value>(&bytes) {
+                    // Big pages parse on a blocking thread, beside the
+                    // mapping of the page before.
+                    let body = bytes.clone();
+                    let parsed = if body.len() > 1 << 16 {
+                        tokio::task::spawn_blocking(move || serde_json::from_slice::<Value>(&body))
+                            .await
+                            .map_err(|_| ())
+                            .and_then(|r| r.map_err(|_| ()))
+                    } else {
+                        serde_json::from_slice::<Value>(&body).map_err(|_| ())
+                    };
+                    match parsed {
                         Ok(v) => return Ok((s, headers, v)),
-                        Err(_) => Failure::Malformed,
+                        Err(()) => Failure::Malformed,
                     }
                 }
                 Some(401) if self.auth.refreshes() && !refreshed => {
