@@ -252,21 +252,6 @@ impl Ledger {
         Ok(out)
     }
 
-    pub fn run(&self, id: i64) -> Result<Option<Run>, LedgerError> {
-        let spec: Option<String> = self
-            .conn
-            .query_row("SELECT spec FROM runs WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        let Some(spec) = spec else { return Ok(None) };
-        Ok(self
-            .runs(&spec, usize::MAX >> 1)?
-            .into_iter()
-            .find(|r| r.id == id))
-    }
-
     /// All links of a spec as (left id, right id).
     pub fn links(&self, spec: &str) -> Result<Vec<(String, String)>, LedgerError> {
         let mut stmt = self

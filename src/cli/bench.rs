@@ -120,12 +120,7 @@ fn emulated(
         }
         _ => {
             timed(&out, &["run", &spec_s], &env)?;
-            let plan = std::fs::read_dir(out.join("reports/cp"))?
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .max()
-                .context("the plan wrote no folder")?;
+            let plan = latest_plan(&out, "cp")?;
             let plan_s = plan.display().to_string();
             let (seconds, peak, _) = timed(&out, &["apply", "--yes", &plan_s], &env)?;
             let applied: serde_json::Value =
@@ -166,7 +161,7 @@ fn plan(rows: u64, seed: u64, out: PathBuf, ui: &Progress) -> anyhow::Result<Out
     ));
 
     let (seconds, peak_mb, _) = timed(&out, &["plan", &spec_path.display().to_string()], &[])?;
-    let plan_dir = latest_plan(&out)?;
+    let plan_dir = latest_plan(&out, "bench")?;
     let (summary, _) = read_plan(&plan_dir).map_err(anyhow::Error::msg)?;
     let result = serde_json::json!({
         "rows": rows,
@@ -192,16 +187,16 @@ fn plan(rows: u64, seed: u64, out: PathBuf, ui: &Progress) -> anyhow::Result<Out
     Ok(Outcome::InSync)
 }
 
-fn latest_plan(out: &Path) -> anyhow::Result<PathBuf> {
-    let dir = out.join("reports").join("bench");
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(&dir)
+/// The newest plan folder of `spec` under `out` (run ids sort by time).
+fn latest_plan(out: &Path, spec: &str) -> anyhow::Result<PathBuf> {
+    let dir = out.join("reports").join(spec);
+    std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_dir())
-        .collect();
-    runs.sort();
-    runs.pop().context("the plan wrote no folder")
+        .max()
+        .context("the plan wrote no folder")
 }
 
 /// Peak resident memory of this process in kB (Linux), for `recon bench`.

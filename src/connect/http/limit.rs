@@ -13,6 +13,7 @@ pub struct Limiter {
     per_second: f64,
     burst: f64,
     parallel: Arc<Semaphore>,
+    slots: usize,
 }
 
 impl Limiter {
@@ -30,12 +31,13 @@ impl Limiter {
             per_second,
             burst,
             parallel: Arc::new(Semaphore::new(parallel)),
+            slots: parallel,
         }
     }
 
     /// How many requests may be in flight at once.
     pub fn parallel(&self) -> usize {
-        self.parallel.available_permits().max(1)
+        self.slots
     }
 
     /// Wait for a token and a free slot.

@@ -249,16 +249,6 @@ fn one_u32() -> u32 {
     1
 }
 
-impl Pagination {
-    pub fn size(&self) -> usize {
-        match self {
-            Pagination::Offset { size, .. }
-            | Pagination::Page { size, .. }
-            | Pagination::NextLink { size, .. } => *size,
-        }
-    }
-}
-
 /// A filter asking for records changed since the cursor.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
