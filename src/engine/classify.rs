@@ -86,33 +86,143 @@ fn shape(lf: LazyFrame, exprs: [Expr; 10]) -> LazyFrame {
     )
 }
 
-/// Group long rows of (row, receiver?, field, before, after, baseline, frag,
-/// problem) into one list of changes per row.
-fn gather(long: Vec<LazyFrame>, by: &[&str]) -> PolarsResult<Option<LazyFrame>> {
-    if long.is_empty() {
-        return Ok(None);
+/// A row's changes, gathered field by field without leaving the row: each
+/// field adds where it changes, its before, after and baseline texts, a
+/// payload member and a problem.
+#[derive(Default)]
+struct Gather {
+    fields: Vec<String>,
+    parts: Vec<Expr>,
+    frags: Vec<Expr>,
+    problems: Vec<Expr>,
+}
+
+/// One field's entry in a [`Gather`].
+struct Change {
+    /// Where the field changes.
+    when: Expr,
+    field: String,
+    before: Expr,
+    after: Expr,
+    baseline: Expr,
+    /// The payload member (`"email":"a@b"`), if the change is written.
+    frag: Expr,
+    /// Why the change cannot be written, else null.
+    problem: Expr,
+}
+
+impl Gather {
+    fn push(&mut self, c: Change) {
+        let i = self.fields.len();
+        let only = |v: Expr| when(c.when.clone()).then(v).otherwise(null_str());
+        self.parts.extend([
+            c.when.clone().fill_null(lit(false)).alias(format!("w{i}")),
+            text(c.before).alias(format!("b{i}")),
+            text(c.after).alias(format!("a{i}")),
+            text(c.baseline).alias(format!("l{i}")),
+        ]);
+        self.frags.push(only(c.frag));
+        self.problems.push(only(c.problem));
+        self.fields.push(c.field);
     }
-    Ok(Some(
-        concat(long, UnionArgs::default())?
-            .group_by(by.iter().map(|c| col(*c)).collect::<Vec<_>>())
-            .agg([
-                as_struct(vec![
-                    col("field"),
-                    col("before"),
-                    col("after"),
-                    col("baseline"),
-                ])
-                .alias("changes"),
-                col("frag").str().join(",", true).alias("frag"),
-                col("problem").str().join("; ", true).alias("problem"),
-            ])
-            .with_column(
-                when(col("problem").eq(lit("")))
-                    .then(null_str())
-                    .otherwise(col("problem"))
-                    .alias("problem"),
-            ),
-    ))
+
+    fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The list of changes (empty where nothing changes), the payload members
+    /// joined by commas, and the problems (null where there are none), named
+    /// `<prefix>changes`, `<prefix>frag` and `<prefix>problem`.
+    fn finish(self, prefix: &str) -> [Expr; 3] {
+        let name = |n: &str| format!("{prefix}{n}");
+        if self.is_empty() {
+            return [
+                lit(NULL).cast(changes_dtype()).alias(name("changes")),
+                null_str().alias(name("frag")),
+                null_str().alias(name("problem")),
+            ];
+        }
+        let fields = self.fields;
+        let changes = as_struct(self.parts).map(
+            move |c: Column| changes_list(&c, &fields).map(Column::from),
+            |_, f| {
+                Ok(polars::prelude::Field::new(
+                    f.name().clone(),
+                    changes_dtype(),
+                ))
+            },
+        );
+        let problem = concat_str(self.problems, "; ", true);
+        [
+            changes.alias(name("changes")),
+            concat_str(self.frags, ",", true).alias(name("frag")),
+            when(problem.clone().eq(lit("")))
+                .then(null_str())
+                .otherwise(problem)
+                .alias(name("problem")),
+        ]
+    }
+}
+
+/// Build the `changes` list from a struct of (`w<i>`, `b<i>`, `a<i>`,
+/// `l<i>`) per field: one `{field, before, after, baseline}` per field whose
+/// `w<i>` holds. Built directly with offsets: Polars' list concatenation
+/// copies string buffers per row and takes minutes at a million rows.
+fn changes_list(c: &Column, fields: &[String]) -> PolarsResult<Series> {
+    let s = c.as_materialized_series().rechunk();
+    let parts = s.struct_()?.fields_as_series();
+    let mut conds = Vec::with_capacity(fields.len());
+    let mut texts = Vec::with_capacity(fields.len() * 3);
+    for i in 0..fields.len() {
+        conds.push(parts[4 * i].bool()?.clone());
+        for j in 1..4 {
+            texts.push(parts[4 * i + j].str()?.clone());
+        }
+    }
+    let mut cond_iters: Vec<_> = conds.iter().map(|c| c.iter()).collect();
+    let mut text_iters: Vec<_> = texts.iter().map(|t| t.iter()).collect();
+    let mut offsets: Vec<i64> = Vec::with_capacity(s.len() + 1);
+    offsets.push(0);
+    let mut out: [Vec<Option<&str>>; 4] = Default::default();
+    for _ in 0..s.len() {
+        for (i, field) in fields.iter().enumerate() {
+            let changed = cond_iters[i].next().flatten().unwrap_or(false);
+            let mut values = [None; 3];
+            for (j, v) in values.iter_mut().enumerate() {
+                *v = text_iters[3 * i + j].next().flatten();
+            }
+            if changed {
+                out[0].push(Some(field.as_str()));
+                for (j, v) in values.into_iter().enumerate() {
+                    out[j + 1].push(v);
+                }
+            }
+        }
+        offsets.push(out[0].len() as i64);
+    }
+    let total = out[0].len();
+    let columns: Vec<Series> = ["field", "before", "after", "baseline"]
+        .into_iter()
+        .zip(out)
+        .map(|(n, v)| StringChunked::from_iter_options(n.into(), v.into_iter()).into_series())
+        .collect();
+    let items = StructChunked::from_series("item".into(), total, columns.iter())?
+        .into_series()
+        .rechunk();
+    let values = items.to_arrow(0, CompatLevel::newest());
+    let dtype = polars_arrow::array::ListArray::<i64>::default_datatype(values.dtype().clone());
+    let list = polars_arrow::array::ListArray::<i64>::new(
+        dtype,
+        polars_arrow::offset::OffsetsBuffer::try_from(offsets)?,
+        values,
+        None,
+    );
+    Series::from_arrow(c.name().clone(), Box::new(list))
+}
+
+/// The number of changes in a list column, zero where it is null.
+fn count(c: &str) -> Expr {
+    col(c).list().len().fill_null(lit(0))
 }
 
 /// How a field of a matched pair moves.
@@ -211,6 +321,19 @@ pub fn classify(
     let name = |s: SideIx| spec.side(s).name.clone();
     let mut parts: Vec<LazyFrame> = Vec::new();
     let has_base = baseline.is_some();
+    let base_or_null = |f: &Field| {
+        if has_base {
+            col(base_column(&f.name))
+        } else {
+            null_str()
+        }
+    };
+    // Baselines serve fields synced both ways only; one-way specs skip the
+    // cost of encoding every pair's values.
+    let keeps_baselines = spec
+        .fields
+        .iter()
+        .any(|f| matches!(spec.field_direction(f), Direction::Both { .. }));
 
     // Matched pairs, with both sides' values side by side (and the baseline).
     let mut pairs = m
@@ -239,7 +362,87 @@ pub fn classify(
             )
             .with_column(col("has_base").fill_null(lit(false)));
     }
-    let pairs = pairs.with_row_index("row", None).collect()?;
+
+    // Per pair: the changes each side receives, and the conflicts.
+    let mut to = [Gather::default(), Gather::default()];
+    let mut conflicts = Gather::default();
+    let mut synced = Vec::new();
+    for f in spec.fields.iter().filter(|f| !f.ignore) {
+        let (flows, conflict) = routes(spec, f, has_base);
+        let mut moving = Vec::new();
+        for Flow { from, when: route } in flows {
+            let receiver = from.other();
+            if f.path(receiver).is_none() {
+                continue;
+            }
+            let (w, problem) = want(f, from);
+            let have = col(field_column(receiver, &f.name));
+            let mut diff = equal(spec, f, w.clone(), have.clone(), from)
+                .not()
+                .or(problem.clone().is_not_null());
+            if f.keep_target_if_set {
+                diff = diff.and(have.clone().is_null());
+            }
+            let diff = diff.and(route);
+            moving.push((from, diff.clone()));
+            if f.create_only {
+                continue;
+            }
+            let problem = if f.required {
+                when(problem.clone().is_null().and(w.clone().is_null()))
+                    .then(lit(format!(
+                        "required field `{}` would be emptied in {}",
+                        f.name,
+                        name(receiver)
+                    )))
+                    .otherwise(problem)
+            } else {
+                problem
+            };
+            to[receiver as usize].push(Change {
+                when: diff,
+                field: f.name.clone(),
+                before: have,
+                after: w.clone(),
+                baseline: base_or_null(f),
+                frag: member(f, w),
+                problem,
+            });
+        }
+        if let Some(conflict) = conflict {
+            let (wa, _) = want(f, SideIx::A);
+            let hb = col(field_column(SideIx::B, &f.name));
+            conflicts.push(Change {
+                when: equal(spec, f, wa, hb.clone(), SideIx::A)
+                    .not()
+                    .and(conflict),
+                field: f.name.clone(),
+                before: col(field_column(SideIx::A, &f.name)),
+                after: hb,
+                baseline: base_or_null(f),
+                frag: null_str(),
+                problem: null_str(),
+            });
+        }
+        synced.push(synced_value(f, &moving).alias(f.name.as_str()));
+    }
+    let synced_json = if synced.is_empty() || !keeps_baselines {
+        null_str()
+    } else {
+        as_struct(synced).struct_().json_encode()
+    };
+    let mut wide = vec![synced_json.alias("synced")];
+    let [to_a, to_b] = to;
+    let receivers: Vec<SideIx> = SideIx::both()
+        .into_iter()
+        .filter(|s| !(if *s == SideIx::A { &to_a } else { &to_b }).is_empty())
+        .collect();
+    wide.extend(to_a.finish("a>"));
+    wide.extend(to_b.finish("b>"));
+    let has_conflicts = !conflicts.is_empty();
+    wide.extend(conflicts.finish("c>"));
+    let pairs = pairs.with_columns(wide).collect()?;
+
     let skip = when(col("a_skip").is_not_null())
         .then(col("a_skip"))
         .otherwise(col("b_skip"));
@@ -260,160 +463,74 @@ pub fn classify(
         ],
     ));
     let active = pairs.lazy().filter(skipped_pair.not());
-
-    let mut long = Vec::new();
-    let mut synced = Vec::new();
-    for f in spec.fields.iter().filter(|f| !f.ignore) {
-        let (flows, conflict) = routes(spec, f, has_base);
-        let mut moving = Vec::new();
-        for Flow { from, when: route } in flows {
-            let to = from.other();
-            if f.path(to).is_none() {
-                continue;
-            }
-            let (w, problem) = want(f, from);
-            let have = col(field_column(to, &f.name));
-            let mut diff = equal(spec, f, w.clone(), have.clone(), from)
-                .not()
-                .or(problem.clone().is_not_null());
-            if f.keep_target_if_set {
-                diff = diff.and(have.clone().is_null());
-            }
-            let diff = diff.and(route);
-            moving.push((from, diff.clone()));
-            if f.create_only {
-                continue;
-            }
-            let problem = if f.required {
-                when(problem.clone().is_null().and(w.clone().is_null()))
-                    .then(lit(format!(
-                        "required field `{}` would be emptied in {}",
-                        f.name,
-                        name(to)
-                    )))
-                    .otherwise(problem)
-            } else {
-                problem
-            };
-            let baseline = if has_base {
-                col(base_column(&f.name))
-            } else {
-                null_str()
-            };
-            long.push(active.clone().filter(diff).select([
-                col("row"),
-                lit(name(to)).alias("receiver"),
-                lit(f.name.clone()).alias("field"),
-                text(have).alias("before"),
-                text(w.clone()).alias("after"),
-                baseline.alias("baseline"),
-                member(f, w).alias("frag"),
-                problem.alias("problem"),
-            ]));
-        }
-        if let Some(conflict) = conflict {
-            let (wa, _) = want(f, SideIx::A);
-            let hb = col(field_column(SideIx::B, &f.name));
-            let baseline = if has_base {
-                col(base_column(&f.name))
-            } else {
-                null_str()
-            };
-            long.push(
-                active
-                    .clone()
-                    .filter(
-                        equal(spec, f, wa, hb.clone(), SideIx::A)
-                            .not()
-                            .and(conflict),
-                    )
-                    .select([
-                        col("row"),
-                        null_str().alias("receiver"),
-                        lit(f.name.clone()).alias("field"),
-                        text(col(field_column(SideIx::A, &f.name))).alias("before"),
-                        text(hb).alias("after"),
-                        baseline.alias("baseline"),
-                        null_str().alias("frag"),
-                        null_str().alias("problem"),
-                    ]),
-            );
-        }
-        synced.push(synced_value(f, &moving).alias(f.name.as_str()));
-    }
-    // Baselines serve fields synced both ways only; one-way specs skip the
-    // cost of encoding every pair's values.
-    let keeps_baselines = spec
-        .fields
-        .iter()
-        .any(|f| matches!(spec.field_direction(f), Direction::Both { .. }));
-    let synced_json = if synced.is_empty() || !keeps_baselines {
-        null_str()
-    } else {
-        as_struct(synced).struct_().json_encode()
-    };
-    let active = active.with_column(synced_json.alias("synced"));
-    match gather(long, &["row", "receiver"])? {
-        Some(grouped) => {
-            let rows = active.join(
-                grouped,
-                [col("row")],
-                [col("row")],
-                JoinArgs::new(JoinType::Left),
-            );
-            let changed = col("changes").is_not_null();
-            let writes = changed
-                .clone()
-                .and(col("receiver").is_not_null())
-                .and(col("problem").is_null());
-            parts.push(shape(
-                rows,
-                [
-                    when(changed.clone().not())
-                        .then(lit("unchanged"))
-                        .when(col("receiver").is_null())
-                        .then(lit("conflict"))
-                        .when(col("problem").is_not_null())
-                        .then(lit("invalid"))
-                        .otherwise(lit("update")),
-                    col("key"),
-                    col("key_value"),
-                    col(A_ID),
-                    col(B_ID),
-                    col("receiver"),
-                    col("changes"),
-                    when(changed.clone().and(col("receiver").is_null()))
-                        .then(lit(if has_base {
-                            "changed on both sides since the last sync"
-                        } else {
-                            "the sides differ and no side is set to win"
-                        }))
-                        .otherwise(col("problem")),
-                    when(writes.clone())
-                        .then(concat_str([lit("{"), col("frag"), lit("}")], "", false))
-                        .otherwise(null_str()),
-                    when(writes.or(changed.not()))
-                        .then(col("synced"))
-                        .otherwise(null_str()),
-                ],
-            ));
-        }
-        None => parts.push(shape(
-            active,
+    let mut untouched = lit(true);
+    for receiver in receivers {
+        let p = prefix(receiver);
+        let changes = format!("{p}>changes");
+        let problem = col(format!("{p}>problem"));
+        untouched = untouched.and(count(&changes).eq(lit(0)));
+        let ok = problem.clone().is_null();
+        parts.push(shape(
+            active.clone().filter(count(&changes).gt(lit(0))),
             [
-                lit("unchanged"),
+                when(ok.clone())
+                    .then(lit("update"))
+                    .otherwise(lit("invalid")),
+                col("key"),
+                col("key_value"),
+                col(A_ID),
+                col(B_ID),
+                lit(name(receiver)),
+                col(changes.as_str()),
+                problem,
+                when(ok.clone())
+                    .then(concat_str(
+                        [lit("{"), col(format!("{p}>frag")), lit("}")],
+                        "",
+                        false,
+                    ))
+                    .otherwise(null_str()),
+                when(ok).then(col("synced")).otherwise(null_str()),
+            ],
+        ));
+    }
+    if has_conflicts {
+        untouched = untouched.and(count("c>changes").eq(lit(0)));
+        parts.push(shape(
+            active.clone().filter(count("c>changes").gt(lit(0))),
+            [
+                lit("conflict"),
                 col("key"),
                 col("key_value"),
                 col(A_ID),
                 col(B_ID),
                 null_str(),
-                lit(NULL),
+                col("c>changes"),
+                lit(if has_base {
+                    "changed on both sides since the last sync"
+                } else {
+                    "the sides differ and no side is set to win"
+                }),
                 null_str(),
                 null_str(),
-                col("synced"),
             ],
-        )),
+        ));
     }
+    parts.push(shape(
+        active.filter(untouched),
+        [
+            lit("unchanged"),
+            col("key"),
+            col("key_value"),
+            col(A_ID),
+            col(B_ID),
+            null_str(),
+            lit(NULL),
+            null_str(),
+            null_str(),
+            col("synced"),
+        ],
+    ));
 
     // Records matched on neither side.
     for side in SideIx::both() {
@@ -442,7 +559,6 @@ pub fn classify(
                 [col(id.as_str())],
                 JoinArgs::new(JoinType::Anti),
             )
-            .with_row_index("row", None)
             .collect()?
             .lazy();
         let (left, right) = if side == SideIx::A {
@@ -485,14 +601,14 @@ pub fn classify(
             ));
             continue;
         }
-        let to = side.other();
-        let mut long = Vec::new();
+        let receiver = side.other();
+        let mut gather = Gather::default();
         let mut members = Vec::new();
         let mut synced = Vec::new();
         for f in spec
             .fields
             .iter()
-            .filter(|f| !f.ignore && f.path(to).is_some())
+            .filter(|f| !f.ignore && f.path(receiver).is_some())
         {
             if !sends(spec.field_direction(f), side) {
                 continue;
@@ -507,20 +623,15 @@ pub fn classify(
             };
             members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
             synced.push(text(w.clone()).alias(f.name.as_str()));
-            long.push(
-                alone
-                    .clone()
-                    .select([
-                        col("row"),
-                        lit(f.name.clone()).alias("field"),
-                        null_str().alias("before"),
-                        text(w).alias("after"),
-                        null_str().alias("baseline"),
-                        null_str().alias("frag"),
-                        problem.alias("problem"),
-                    ])
-                    .filter(col("after").is_not_null().or(col("problem").is_not_null())),
-            );
+            gather.push(Change {
+                when: w.clone().is_not_null().or(problem.clone().is_not_null()),
+                field: f.name.clone(),
+                before: null_str(),
+                after: w,
+                baseline: null_str(),
+                frag: null_str(),
+                problem,
+            });
         }
         let payload = if members.is_empty() {
             lit("{}")
@@ -532,19 +643,11 @@ pub fn classify(
         } else {
             as_struct(synced).struct_().json_encode()
         };
-        let with_payload = alone.with_columns([payload.alias("payload"), synced.alias("synced")]);
-        let rows = match gather(long, &["row"])? {
-            Some(g) => {
-                with_payload.join(g, [col("row")], [col("row")], JoinArgs::new(JoinType::Left))
-            }
-            None => with_payload.with_columns([
-                lit(NULL).cast(changes_dtype()).alias("changes"),
-                null_str().alias("problem"),
-            ]),
-        };
+        let mut wide = vec![payload.alias("payload"), synced.alias("synced")];
+        wide.extend(gather.finish(""));
         let ok = col("problem").is_null();
         parts.push(shape(
-            rows,
+            alone.with_columns(wide),
             [
                 when(ok.clone())
                     .then(lit("create"))
@@ -553,8 +656,10 @@ pub fn classify(
                 null_str(),
                 left,
                 right,
-                lit(name(to)),
-                col("changes"),
+                lit(name(receiver)),
+                when(count("changes").gt(lit(0)))
+                    .then(col("changes"))
+                    .otherwise(lit(NULL).cast(changes_dtype())),
                 col("problem"),
                 when(ok.clone()).then(col("payload")).otherwise(null_str()),
                 when(ok).then(col("synced")).otherwise(null_str()),
@@ -583,7 +688,11 @@ pub fn classify(
         ],
     ));
 
+    // Collected before sorting: sorting the union lazily ran a third slower
+    // and held half a gigabyte more.
     concat(parts, UnionArgs::default())?
+        .collect()?
+        .lazy()
         .sort(
             ["class", "key_value", "left_id", "right_id", "receiver"],
             SortMultipleOptions::default()

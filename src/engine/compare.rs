@@ -182,28 +182,71 @@ fn equal_with(
         return want.eq_missing(have);
     }
     let c = f.compare;
-    let form = |e: Expr, side: SideIx| {
-        let mut e = e;
-        if let Some(n) = c.normalize {
-            // A value the normalizer cannot read is compared as written.
-            let normal = if precomputed {
-                col(norm_column(side, &f.name, n))
-            } else {
-                normalized(e.clone(), n, spec.side(side).region.as_deref())
-            };
-            e = normal.fill_null(e);
-        }
-        if c.trim {
-            e = e.str().strip_chars(lit(NULL));
-        }
-        if c.case_insensitive {
-            e = e.str().to_lowercase();
-        }
-        when(e.clone().eq(lit("")))
-            .then(lit(NULL).cast(DataType::String))
-            .otherwise(e)
+    let form = |e: Expr, side: SideIx| match c.normalize {
+        // A value the normalizer cannot read is compared as written.
+        Some(n) if precomputed => col(norm_column(side, &f.name, n)).fill_null(e),
+        Some(n) => normalized(e.clone(), n, spec.side(side).region.as_deref()).fill_null(e),
+        None => e,
     };
-    form(want, from).eq_missing(form(have, from.other()))
+    same_text(
+        form(want, from),
+        form(have, from.other()),
+        c.trim,
+        c.case_insensitive,
+    )
+}
+
+/// Whether two text columns hold the same value, trimmed and case folded if
+/// asked; empty and null are alike. Compared row by row without building
+/// folded copies: most pairs are equal as written and cost one comparison.
+fn same_text(x: Expr, y: Expr, trim: bool, fold: bool) -> Expr {
+    x.map_many(
+        move |cols: &mut [Column]| {
+            let n = cols[0].len().max(cols[1].len());
+            let wide = |c: &Column| {
+                if c.len() == n {
+                    c.clone()
+                } else {
+                    c.new_from_index(0, n)
+                }
+            };
+            let (l, r) = (wide(&cols[0]), wide(&cols[1]));
+            let (l, r) = (l.str()?, r.str()?);
+            let out: BooleanChunked = l
+                .iter()
+                .zip(r.iter())
+                .map(|(p, q)| Some(same(p, q, trim, fold)))
+                .collect();
+            Ok(out.with_name(cols[0].name().clone()).into_column())
+        },
+        &[y],
+        |_, fields| {
+            Ok(polars::prelude::Field::new(
+                fields[0].name().clone(),
+                DataType::Boolean,
+            ))
+        },
+    )
+}
+
+/// [`same_text`] for one pair of values.
+fn same(p: Option<&str>, q: Option<&str>, trim: bool, fold: bool) -> bool {
+    fn clean(v: Option<&str>, trim: bool) -> Option<&str> {
+        v.map(|s| if trim { s.trim() } else { s })
+            .filter(|s| !s.is_empty())
+    }
+    match (clean(p, trim), clean(q, trim)) {
+        (None, None) => true,
+        (Some(a), Some(b)) if a == b => true,
+        (Some(a), Some(b)) if fold => {
+            if a.is_ascii() && b.is_ascii() {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a.to_lowercase() == b.to_lowercase()
+            }
+        }
+        _ => false,
+    }
 }
 
 /// A value as text for the report's before and after.
@@ -217,5 +260,28 @@ pub fn json_ready(e: Expr, ty: FieldType) -> Expr {
         FieldType::Decimal { .. } => e.cast(DataType::Float64),
         FieldType::Date | FieldType::Datetime => e.cast(DataType::String),
         _ => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn loose_text_compare() {
+        assert!(same(None, None, true, true));
+        assert!(same(Some("  "), None, true, true), "blank is empty");
+        assert!(
+            !same(Some("  "), None, false, false),
+            "untrimmed blank is a value"
+        );
+        assert!(same(Some(""), None, false, false), "empty is null");
+        assert!(same(Some(" Roma "), Some("roma"), true, true));
+        assert!(!same(Some(" Roma "), Some("roma"), false, true), "no trim");
+        assert!(!same(Some("Roma"), Some("roma"), true, false), "no fold");
+        assert!(same(Some("ÉCOLE"), Some("école"), true, true));
+        assert!(same(Some("ΟΔΟΣ"), Some("οδος"), false, true), "final sigma");
+        assert!(!same(Some("Roma"), Some("Rome"), true, true));
+        assert!(!same(Some("Roma"), None, true, true));
     }
 }

@@ -70,15 +70,10 @@ pub fn cascade(
             .clone()
             .select([col(B_ID), kb.alias(KV)])
             .filter(col(KV).is_not_null());
-        let na = la.clone().group_by([col(KV)]).agg([
-            len().alias("na"),
-            col(A_ID).str().join(", ", true).alias("a_ids"),
-        ]);
-        let nb = lb.clone().group_by([col(KV)]).agg([
-            len().alias("nb"),
-            col(B_ID).str().join(", ", true).alias("b_ids"),
-        ]);
-        let amb = na
+        // Count first; list the ids of the few ambiguous values only.
+        let na = la.clone().group_by([col(KV)]).agg([len().alias("na")]);
+        let nb = lb.clone().group_by([col(KV)]).agg([len().alias("nb")]);
+        let counts = na
             .join(
                 nb,
                 [col(KV)],
@@ -90,6 +85,36 @@ pub fn cascade(
                 col("nb").fill_null(lit(0)).cast(DataType::UInt32),
             ])
             .filter(col("na").gt(lit(1)).or(col("nb").gt(lit(1))))
+            .collect()?
+            .lazy();
+        let ids = |side: LazyFrame, id: &str, out: &str| {
+            side.join(
+                counts.clone().select([col(KV)]),
+                [col(KV)],
+                [col(KV)],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .group_by([col(KV)])
+            .agg([col(id)
+                .sort(SortOptions::default())
+                .str()
+                .join(", ", true)
+                .alias(out)])
+        };
+        let amb = counts
+            .clone()
+            .join(
+                ids(la.clone(), A_ID, "a_ids"),
+                [col(KV)],
+                [col(KV)],
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                ids(lb.clone(), B_ID, "b_ids"),
+                [col(KV)],
+                [col(KV)],
+                JoinArgs::new(JoinType::Left),
+            )
             .with_column(
                 concat_str(
                     [

@@ -5,8 +5,6 @@
 //! the `phonenumber` crate) and Unicode text (NFKC + case fold) need Rust
 //! code; they run once per distinct value of the column, not once per row.
 
-use std::collections::HashMap;
-
 use polars::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 
@@ -45,7 +43,7 @@ where
     e.map(
         move |c: Column| {
             let ca = c.str()?;
-            let mut index: HashMap<&str, u32> = HashMap::new();
+            let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(ca.len());
             let mut distinct: Vec<&str> = Vec::new();
             let slots: Vec<Option<u32>> = ca
                 .iter()
