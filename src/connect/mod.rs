@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::spec::{Connection, Side};
+use crate::spec::{Connection, FieldPath, Side};
 
 /// Where a record sits in its source, for messages and rejects files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,15 +99,19 @@ pub struct Pulled {
 /// Read the records of a side, handing each to `each`; `each` may stop the
 /// read by returning an error (the snapshot writer failing, say). With
 /// `since`, a side that can read changes only does so.
+///
+/// `reads` are the paths the caller will read from each record (besides the
+/// side's id): an API's records are parsed only as far as they reach.
 pub fn read_side(
     side: &Side,
     since: Option<Cursor>,
     token_store: Option<std::path::PathBuf>,
+    reads: &[FieldPath],
     each: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<Pulled, SourceError> {
     match &side.connection {
         Connection::File(f) => file::read(f, each).map(|_| Pulled::default()),
-        Connection::Http(h) => read_http(h, side, since, token_store, each),
+        Connection::Http(h) => read_http(h, side, since, token_store, reads, each),
     }
 }
 
@@ -149,6 +153,7 @@ fn read_http(
     side: &Side,
     since: Option<Cursor>,
     token_store: Option<std::path::PathBuf>,
+    reads: &[FieldPath],
     each: &mut dyn FnMut(Item) -> Result<(), String>,
 ) -> Result<Pulled, SourceError> {
     let unreadable = |reason: String| SourceError::Unreadable {
@@ -161,8 +166,10 @@ fn read_http(
         .build()
         .map_err(|e| unreadable(e.to_string()))?;
     rt.block_on(async {
-        let client = http::Client::new(src, token_store).map_err(unreadable)?;
+        let mut client = http::Client::new(src, token_store).map_err(unreadable)?;
         let entity = src.entity();
+        let paths: Vec<FieldPath> = reads.iter().chain([&side.id]).cloned().collect();
+        client.read_only(entity, &paths);
         let mut n = 0u64;
         let mut emit = |value: Value| {
             n += 1;

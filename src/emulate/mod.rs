@@ -447,6 +447,22 @@ impl Emulator {
         self.shared.stats()
     }
 
+    /// Render an entity's seeded records now rather than on first read, so
+    /// that a benchmark times the client and not the data's generation.
+    pub fn warm(&self, system: System, entity: &str) {
+        let job = {
+            let state = self.shared.lock();
+            let Some(sys) = state.systems.get(&system) else {
+                return;
+            };
+            match sys.table(entity) {
+                Some(t) => sys.tables[t].warmer(),
+                None => return,
+            }
+        };
+        job();
+    }
+
     /// Write the state file: seed, record count and every written record.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         self.shared.save(path)
@@ -1220,6 +1236,8 @@ enum Body {
     /// Built after the state lock is released: big pages are mostly the
     /// generation of seeded records.
     Lazy(Box<dyn FnOnce() -> Value + Send>),
+    /// Like `Lazy`, already JSON text.
+    LazyText(Box<dyn FnOnce() -> Vec<u8> + Send>),
 }
 
 impl Resp {
@@ -1247,6 +1265,16 @@ impl Resp {
             status: 200,
             headers: Vec::new(),
             body: Body::Lazy(Box::new(build)),
+            list: true,
+        }
+    }
+
+    /// A list page written as JSON text by `build`.
+    pub fn page_text(build: impl FnOnce() -> Vec<u8> + Send + 'static) -> Self {
+        Self {
+            status: 200,
+            headers: Vec::new(),
+            body: Body::LazyText(Box::new(build)),
             list: true,
         }
     }
@@ -1521,6 +1549,7 @@ fn render(body: Body) -> Vec<u8> {
         Body::Empty => Vec::new(),
         Body::Json(v) => serde_json::to_vec(&v).unwrap_or_default(),
         Body::Lazy(build) => serde_json::to_vec(&build()).unwrap_or_default(),
+        Body::LazyText(build) => build(),
     }
 }
 

@@ -488,12 +488,15 @@ fn list(tx: &Tx, req: &Req, t: usize, entity: &str) -> Resp {
         ));
     }
     let context = json!({ "employee": { "meta": employee_meta(&ctx) } });
-    Resp::page(move || {
-        let mut rows = page.records();
-        if desc {
-            rows.reverse();
-        }
-        json!({ "context": context, "meta": meta, "rows": rows })
+    Resp::page_text(move || {
+        // The document's keys in MoySklad's order, rows spliced in as text.
+        let head = json!({ "context": context, "meta": meta }).to_string();
+        let mut out = head.into_bytes();
+        out.pop();
+        out.extend_from_slice(b",\"rows\":");
+        out.extend_from_slice(&page.json_rows(desc));
+        out.push(b'}');
+        out
     })
 }
 

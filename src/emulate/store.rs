@@ -10,7 +10,7 @@
 //! offset pagination arithmetic, whatever the record count.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 
@@ -244,6 +244,29 @@ pub(super) struct Page {
     pub items: Vec<Item>,
     pub spec: &'static Spec,
     pub ctx: Arc<Ctx>,
+    rendered: Arc<Rendered>,
+}
+
+/// Seeded records as JSON text, rendered once each: a seeded record never
+/// changes (a write moves it out of the seeded set), so a page of them is a
+/// copy of bytes, as it is for a real server reading its database.
+#[derive(Default)]
+pub(super) struct Rendered {
+    slots: OnceLock<Vec<OnceLock<Box<[u8]>>>>,
+}
+
+impl Rendered {
+    fn get(&self, spec: &'static Spec, ctx: &Ctx, slot: usize) -> &[u8] {
+        let slots = self
+            .slots
+            .get_or_init(|| (0..ctx.n).map(|_| OnceLock::new()).collect());
+        slots[slot].get_or_init(|| {
+            let times = ctx.seeded_times(spec.name, slot, spec.precision);
+            serde_json::to_vec(&(spec.generate)(ctx, slot, times))
+                .unwrap_or_default()
+                .into_boxed_slice()
+        })
+    }
 }
 
 impl Page {
@@ -261,6 +284,31 @@ impl Page {
                 Item::Stored(v) => v,
             })
             .collect()
+    }
+
+    /// The page's records as a JSON array, newest last or, `reversed`,
+    /// newest first.
+    pub fn json_rows(self, reversed: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.items.len() * 1024 + 2);
+        out.push(b'[');
+        let mut items: Box<dyn Iterator<Item = &Item>> = Box::new(self.items.iter());
+        if reversed {
+            items = Box::new(self.items.iter().rev());
+        }
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            match item {
+                Item::Seeded(slot) => {
+                    out.extend_from_slice(self.rendered.get(self.spec, &self.ctx, *slot))
+                }
+                // Writing JSON to a Vec cannot fail.
+                Item::Stored(v) => serde_json::to_writer(&mut out, v).unwrap_or_default(),
+            }
+        }
+        out.push(b']');
+        out
     }
 }
 
@@ -282,6 +330,7 @@ pub(super) struct Table {
     /// Live written records by the sequence number of their last write.
     order: BTreeMap<u64, usize>,
     index: HashMap<(&'static str, String), usize>,
+    rendered: Arc<Rendered>,
 }
 
 /// A lookup key as text: ids are strings in some systems, numbers in others.
@@ -303,6 +352,28 @@ impl Table {
             touched: BTreeSet::new(),
             order: BTreeMap::new(),
             index: HashMap::new(),
+            rendered: Arc::default(),
+        }
+    }
+
+    /// A job that renders every seeded record ahead of the first read, on
+    /// all cores; run it without holding the state lock.
+    pub fn warmer(&self) -> impl FnOnce() + use<> {
+        let (spec, ctx, rendered) = (self.spec, self.ctx.clone(), self.rendered.clone());
+        move || {
+            let n = ctx.n;
+            let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+            let chunk = n.div_ceil(threads).max(1);
+            std::thread::scope(|scope| {
+                for start in (0..n).step_by(chunk) {
+                    let (ctx, rendered) = (&ctx, &rendered);
+                    scope.spawn(move || {
+                        for slot in start..(start + chunk).min(n) {
+                            rendered.get(spec, ctx, slot);
+                        }
+                    });
+                }
+            });
         }
     }
 
@@ -495,6 +566,7 @@ impl Table {
             items,
             spec: self.spec,
             ctx: self.ctx.clone(),
+            rendered: self.rendered.clone(),
         }
     }
 
@@ -509,7 +581,7 @@ impl Table {
         keep: &dyn Fn(&Value) -> bool,
     ) -> Page {
         let all = self.page(window, 0, usize::MAX);
-        let (spec, ctx) = (all.spec, all.ctx.clone());
+        let (spec, ctx, rendered) = (all.spec, all.ctx.clone(), all.rendered.clone());
         let matching: Vec<Value> = all.records().into_iter().filter(|r| keep(r)).collect();
         Page {
             total: matching.len(),
@@ -521,6 +593,7 @@ impl Table {
                 .collect(),
             spec,
             ctx,
+            rendered,
         }
     }
 

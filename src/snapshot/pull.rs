@@ -11,7 +11,7 @@ use super::convert::{Cell, to_cell};
 use super::write::{SnapshotWriter, arrow_schema};
 use super::{latest, merge, meta};
 use crate::connect::{self, Cursor, Item, Locator, SourceError};
-use crate::spec::{Field, SideIx, Spec, path::scalar_text};
+use crate::spec::{Field, FieldPath, SideIx, Spec, path::scalar_text};
 use crate::ui::Progress;
 
 /// What a pull of one side produced.
@@ -102,7 +102,11 @@ pub fn pull_side(
     let mut repeated = 0u64;
     let mut bar = progress.records(&format!("pull {}", s.name));
 
-    let pulled = connect::read_side(s, since, opts.token_store.clone(), &mut |item| {
+    let reads: Vec<FieldPath> = fields
+        .iter()
+        .filter_map(|f| f.path(side).cloned())
+        .collect();
+    let pulled = connect::read_side(s, since, opts.token_store.clone(), &reads, &mut |item| {
         bar.inc(1);
         let (at, value) = match item {
             Item::Reject { at, reason, raw } => {

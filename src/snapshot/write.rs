@@ -25,6 +25,8 @@ use super::convert::Cell;
 use crate::spec::{Field, FieldType};
 
 const BATCH_ROWS: usize = 8192;
+/// Rows per Parquet row group.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// The Arrow schema of a side's snapshot: `_id` then the side's fields.
 pub fn arrow_schema(fields: &[&Field]) -> SchemaRef {
@@ -131,6 +133,9 @@ impl SnapshotWriter {
         let file = File::create(&tmp)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            // The writer holds a row group in memory until it is full; the
+            // default of a million rows made memory grow with the pull.
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_key_value_metadata(Some(
                 metadata
                     .into_iter()

@@ -139,6 +139,23 @@ impl FieldPath {
         Some(cur)
     }
 
+    /// [`FieldPath::get`] for changing the value found.
+    pub fn get_mut<'v>(&self, record: &'v mut Value) -> Option<&'v mut Value> {
+        let mut cur = record;
+        for step in &self.steps {
+            cur = match step {
+                Step::Key(k) => cur.as_object_mut()?.get_mut(k)?,
+                Step::Index(i) => cur.as_array_mut()?.get_mut(*i)?,
+                Step::Where { field, value } => cur.as_array_mut()?.iter_mut().find(|item| {
+                    item.get(field)
+                        .map(|v| scalar_text(v).as_deref() == Some(value.as_str()))
+                        .unwrap_or(false)
+                })?,
+            };
+        }
+        Some(cur)
+    }
+
     /// Write `value` at this path, creating objects and arrays on the way.
     /// Used to build native payloads from canonical values.
     pub fn set(&self, record: &mut Value, value: Value) {

@@ -7,12 +7,14 @@
 //! arrives, so memory stays flat whatever the record count.
 
 pub mod auth;
+pub mod keep;
 pub mod limit;
 pub mod profile;
 pub mod retry;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -81,6 +83,8 @@ pub struct Client {
     profile: Profile,
     auth: Authenticator,
     limiter: Limiter,
+    /// How list pages are parsed: see [`Client::read_only`].
+    pages: Option<Arc<keep::Keep>>,
 }
 
 /// What a list walk found besides records.
@@ -128,7 +132,23 @@ impl Client {
             limiter: Limiter::new(src.profile.rate_limit),
             profile: src.profile.clone(),
             base,
+            pages: None,
         })
+    }
+
+    /// Parse the records of `entity`'s list pages only as far as `paths`
+    /// (and the entity's own cursor field) reach into them.
+    pub fn read_only(&mut self, entity: &Entity, paths: &[FieldPath]) {
+        let cursor = entity
+            .incremental
+            .as_ref()
+            .and_then(|i| i.cursor_field.as_ref())
+            .and_then(|p| FieldPath::parse(p).ok());
+        let record = keep::Keep::record(paths.iter().chain(cursor.as_ref()));
+        self.pages = FieldPath::parse(&entity.records)
+            .ok()
+            .and_then(|p| keep::Keep::document(&p, record))
+            .map(Arc::new);
     }
 
     pub fn secrets(&self) -> &Secrets {
@@ -168,6 +188,18 @@ impl Client {
         url: &str,
         query: &[(String, String)],
         body: Option<&Body>,
+    ) -> Result<(u16, HeaderMap, Value), HttpError> {
+        self.send_keeping(method, url, query, body, None).await
+    }
+
+    /// [`Client::send`], parsing a good answer under `keep`.
+    async fn send_keeping(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(String, String)],
+        body: Option<&Body>,
+        keep: Option<Arc<keep::Keep>>,
     ) -> Result<(u16, HeaderMap, Value), HttpError> {
         let mut refreshed = false;
         let mut attempt = 0u32;
@@ -215,7 +247,13 @@ impl Client {
                 Err(_) => (None, HeaderMap::new(), Default::default()),
             };
             drop(permit);
-            let text = String::from_utf8_lossy(&bytes);
+            // Read as text only when it fails: a good page goes straight to JSON.
+            let text_cell = std::cell::OnceCell::new();
+            let text = || {
+                text_cell
+                    .get_or_init(|| String::from_utf8_lossy(&bytes).into_owned())
+                    .as_str()
+            };
             let failure = match status {
                 Some(s) if (200..300).contains(&s) => {
                     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -224,13 +262,18 @@ impl Client {
                     // Big pages parse on a blocking thread, beside the
                     // mapping of the page before.
                     let body = bytes.clone();
-                    let parsed = if body.len() > 1 << 16 {
-                        tokio::task::spawn_blocking(move || serde_json::from_slice::<Value>(&body))
+                    let keep = keep.clone();
+                    let parse = move || match keep {
+                        Some(k) => k.parse(&body),
+                        None => serde_json::from_slice::<Value>(&body),
+                    };
+                    let parsed = if bytes.len() > 1 << 16 {
+                        tokio::task::spawn_blocking(parse)
                             .await
                             .map_err(|_| ())
                             .and_then(|r| r.map_err(|_| ()))
                     } else {
-                        serde_json::from_slice::<Value>(&body).map_err(|_| ())
+                        parse().map_err(|_| ())
                     };
                     match parsed {
                         Ok(v) => return Ok((s, headers, v)),
@@ -254,7 +297,7 @@ impl Client {
                 Some(s) => Failure::Status {
                     status: s,
                     headers: &headers,
-                    body: &text,
+                    body: text(),
                 },
                 None => Failure::Transport,
             };
@@ -272,7 +315,7 @@ impl Client {
                         ),
                         Failure::Status { status, .. } => format!("HTTP {status}"),
                     };
-                    return Err(self.error(status, &text, &fallback));
+                    return Err(self.error(status, text(), &fallback));
                 }
             }
         }
@@ -328,12 +371,20 @@ impl Client {
         filter: Option<&(String, String)>,
     ) -> Result<(Value, Vec<Value>), HttpError> {
         let (q, body) = self.page_request(entity, &params, filter);
-        let (_, _, doc) = self
-            .send(entity.list.method, url, &q, body.as_ref())
+        let (_, _, mut doc) = self
+            .send_keeping(
+                entity.list.method,
+                url,
+                &q,
+                body.as_ref(),
+                self.pages.clone(),
+            )
             .await?;
+        // Moved out of the document, not copied: a page is a thousand records.
         let records = match FieldPath::parse(&entity.records)
             .ok()
-            .and_then(|p| p.get(&doc).cloned())
+            .and_then(|p| p.get_mut(&mut doc))
+            .map(Value::take)
         {
             Some(Value::Array(rows)) => rows,
             _ => {
