@@ -154,10 +154,16 @@ pub fn plan_spec(
         plan: "plan.parquet".into(),
         spec_file: spec.file.display().to_string(),
     };
+    let started = std::time::Instant::now();
     write_plan(&dir, &mut plan, &summary)
         .with_context(|| format!("writing the plan to {}", dir.display()))?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "wrote the plan");
     let runs = ledger.runs(&spec.name, DRIFT_RUNS)?;
     render_all(&dir, &summary, &plan, &runs, spec.report_max_rows)
         .with_context(|| format!("writing the report to {}", dir.display()))?;
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "wrote the report"
+    );
     Ok((dir, summary))
 }

@@ -51,15 +51,65 @@ pub(crate) fn base_column(field: &str) -> String {
     format!("base.{field}")
 }
 
-/// One field's value as a JSON member (`"email":"a@b"`), for payloads.
-fn member(f: &Field, value: Expr) -> Expr {
-    as_struct(vec![json_ready(value, f.ty).alias(f.name.as_str())])
-        .struct_()
-        .json_encode()
-        .str()
-        .strip_prefix(lit("{"))
-        .str()
-        .strip_suffix(lit("}"))
+/// One field's value as a JSON member (`"email":"a@b"`) for payloads, on
+/// the rows where `cond` holds (null elsewhere). Encoded row by row: most
+/// rows of a big plan do not change the field and cost nothing.
+fn member(f: &Field, value: Expr, cond: Expr) -> Expr {
+    let key = serde_json::to_string(&f.name).unwrap_or_default();
+    json_ready(value, f.ty).map_many(
+        move |cols: &mut [Column]| {
+            let n = cols[0].len().max(cols[1].len());
+            let wide = |c: &Column| {
+                if c.len() == n {
+                    c.clone()
+                } else {
+                    c.new_from_index(0, n)
+                }
+            };
+            let (v, c) = (wide(&cols[0]), wide(&cols[1]));
+            let cond = c.bool()?;
+            let v = v.as_materialized_series();
+            let out = match v.dtype() {
+                DataType::Float64 => encode_where(v.f64()?.iter(), cond, &key, |x| {
+                    serde_json::Number::from_f64(x).map_or("null".into(), |n| n.to_string())
+                }),
+                DataType::Int64 => encode_where(v.i64()?.iter(), cond, &key, |x| x.to_string()),
+                DataType::Boolean => encode_where(v.bool()?.iter(), cond, &key, |x| x.to_string()),
+                _ => {
+                    let t = v.cast(&DataType::String)?;
+                    encode_where(t.str()?.iter(), cond, &key, |x| {
+                        serde_json::to_string(x).unwrap_or_default()
+                    })
+                }
+            };
+            Ok(out.with_name(cols[0].name().clone()).into_column())
+        },
+        &[cond],
+        |_, fields| {
+            Ok(polars::prelude::Field::new(
+                fields[0].name().clone(),
+                DataType::String,
+            ))
+        },
+    )
+}
+
+/// `"key":value` where `cond` holds, null elsewhere.
+fn encode_where<T>(
+    values: impl Iterator<Item = Option<T>>,
+    cond: &BooleanChunked,
+    key: &str,
+    encode: impl Fn(T) -> String,
+) -> StringChunked {
+    cond.iter()
+        .zip(values)
+        .map(|(c, v)| {
+            (c == Some(true)).then(|| match v {
+                Some(x) => format!("{key}:{}", encode(x)),
+                None => format!("{key}:null"),
+            })
+        })
+        .collect()
 }
 
 /// Select the plan's columns in order with their types.
@@ -399,13 +449,14 @@ pub fn classify(
             } else {
                 problem
             };
+            let frag = member(f, w.clone(), diff.clone());
             to[receiver as usize].push(Change {
                 when: diff,
                 field: f.name.clone(),
                 before: have,
                 after: w.clone(),
                 baseline: base_or_null(f),
-                frag: member(f, w),
+                frag,
                 problem,
             });
         }

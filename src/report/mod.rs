@@ -30,6 +30,7 @@ pub fn render_all(
         render_html(summary, plan, runs, max_rows, &plan_path).map_err(std::io::Error::other)?;
     let report = dir.join("report.html");
     write_atomic(&report, html.as_bytes())?;
+    tracing::debug!("wrote report.html");
     let csv = render_csv(plan).map_err(std::io::Error::other)?;
     let changes = dir.join("changes.csv");
     write_atomic(&changes, &csv)?;
