@@ -96,8 +96,11 @@ pub fn pull_side(
     let mut rejects: Vec<Reject> = Vec::new();
     // Where each id was first seen: in a file a second record with the same
     // id is an error; an API may page a record twice when it changes during
-    // the read, and the first copy is kept.
-    let mut seen: HashMap<String, Locator> = HashMap::new();
+    // the read, and the first copy is kept. Ids are held as 128-bit hashes:
+    // the index is the one part of a pull that grows with the record count,
+    // and a hash takes a third of the room of the text (two of a million
+    // ids collide with odds of about 1 in 10^26).
+    let mut seen: HashMap<u128, Locator> = HashMap::new();
     let repeats_are_errors = matches!(s.connection, crate::spec::Connection::File(_));
     let mut repeated = 0u64;
     let mut bar = progress.records(&format!("pull {}", s.name));
@@ -133,7 +136,7 @@ pub fn pull_side(
             });
             return Ok(());
         };
-        if let Some(first) = seen.get(&id) {
+        if let Some(first) = seen.get(&id_hash(&id)) {
             if repeats_are_errors {
                 rejects.push(Reject {
                     at,
@@ -172,7 +175,7 @@ pub fn pull_side(
             });
             return Ok(());
         }
-        seen.insert(id.clone(), at);
+        seen.insert(id_hash(&id), at);
         writer.push(&id, cells).map_err(|e| e.to_string())
     })?;
     bar.finish();
@@ -221,7 +224,10 @@ pub fn pull_side(
             let deleted = match &previous {
                 Some(prev) => {
                     let before = merge::ids(prev).map_err(stop)?;
-                    before.iter().filter(|id| !seen.contains_key(*id)).count() as u64
+                    before
+                        .iter()
+                        .filter(|id| !seen.contains_key(&id_hash(id)))
+                        .count() as u64
                 }
                 None => 0,
             };
@@ -245,6 +251,10 @@ pub fn pull_side(
         deleted_upstream,
         cursor: pulled.cursor,
     })
+}
+
+fn id_hash(id: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(id.as_bytes())
 }
 
 fn raw_text(v: &Value) -> String {
