@@ -113,7 +113,9 @@ fn encode_where<T>(
 }
 
 /// Select the plan's columns in order with their types.
-fn shape(lf: LazyFrame, exprs: [Expr; 10]) -> LazyFrame {
+/// `rows` are the records' positions in their snapshots (`a_row`, `b_row`),
+/// kept as `~a_row` and `~b_row` to order the plan.
+fn shape(lf: LazyFrame, exprs: [Expr; 10], rows: [Expr; 2]) -> LazyFrame {
     let types = [
         DataType::String,
         DataType::String,
@@ -121,19 +123,27 @@ fn shape(lf: LazyFrame, exprs: [Expr; 10]) -> LazyFrame {
         DataType::String,
         DataType::String,
         DataType::String,
-        changes_dtype(),
+        // Packed until the end; see `pack`.
+        DataType::String,
         DataType::String,
         DataType::String,
         DataType::String,
     ];
-    lf.select(
-        exprs
-            .into_iter()
-            .zip(types)
-            .zip(PLAN_COLUMNS)
-            .map(|((e, t), n)| e.cast(t).alias(n))
-            .collect::<Vec<_>>(),
-    )
+    let mut cols: Vec<Expr> = exprs
+        .into_iter()
+        .zip(types)
+        .zip(PLAN_COLUMNS)
+        .map(|((e, t), n)| e.cast(t).alias(n))
+        .collect();
+    let [a, b] = rows;
+    cols.push(a.cast(IDX_DTYPE).alias("~a_row"));
+    cols.push(b.cast(IDX_DTYPE).alias("~b_row"));
+    lf.select(cols)
+}
+
+/// Both snapshot positions of a matched pair.
+fn pair_rows() -> [Expr; 2] {
+    [col("a_row"), col("b_row")]
 }
 
 /// A row's changes, gathered field by field without leaving the row: each
@@ -187,18 +197,18 @@ impl Gather {
         let name = |n: &str| format!("{prefix}{n}");
         if self.is_empty() {
             return [
-                lit(NULL).cast(changes_dtype()).alias(name("changes")),
+                null_str().alias(name("changes")),
                 null_str().alias(name("frag")),
                 null_str().alias(name("problem")),
             ];
         }
         let fields = self.fields;
         let changes = as_struct(self.parts).map(
-            move |c: Column| changes_list(&c, &fields).map(Column::from),
+            move |c: Column| pack(&c, &fields).map(|ca| ca.into_column()),
             |_, f| {
                 Ok(polars::prelude::Field::new(
                     f.name().clone(),
-                    changes_dtype(),
+                    DataType::String,
                 ))
             },
         );
@@ -214,11 +224,13 @@ impl Gather {
     }
 }
 
-/// Build the `changes` list from a struct of (`w<i>`, `b<i>`, `a<i>`,
-/// `l<i>`) per field: one `{field, before, after, baseline}` per field whose
-/// `w<i>` holds. Built directly with offsets: Polars' list concatenation
-/// copies string buffers per row and takes minutes at a million rows.
-fn changes_list(c: &Column, fields: &[String]) -> PolarsResult<Series> {
+/// Pack a row's changes into one text from a struct of (`w<i>`, `b<i>`,
+/// `a<i>`, `l<i>`) per field: one `{field, before, after, baseline}` per
+/// field whose `w<i>` holds, null where none does. Rows are filtered and
+/// sorted as text, which Polars moves cheaply, and [`unpack`] turns them
+/// into the plan's list once at the end: gathering a list of structs boxes
+/// every element, and took a second per pass on a 1M plan.
+fn pack(c: &Column, fields: &[String]) -> PolarsResult<StringChunked> {
     let s = c.as_materialized_series().rechunk();
     let parts = s.struct_()?.fields_as_series();
     let mut conds = Vec::with_capacity(fields.len());
@@ -231,10 +243,10 @@ fn changes_list(c: &Column, fields: &[String]) -> PolarsResult<Series> {
     }
     let mut cond_iters: Vec<_> = conds.iter().map(|c| c.iter()).collect();
     let mut text_iters: Vec<_> = texts.iter().map(|t| t.iter()).collect();
-    let mut offsets: Vec<i64> = Vec::with_capacity(s.len() + 1);
-    offsets.push(0);
-    let mut out: [Vec<Option<&str>>; 4] = Default::default();
+    let mut buf = String::new();
+    let mut out: Vec<Option<String>> = Vec::with_capacity(s.len());
     for _ in 0..s.len() {
+        buf.clear();
         for (i, field) in fields.iter().enumerate() {
             let changed = cond_iters[i].next().flatten().unwrap_or(false);
             let mut values = [None; 3];
@@ -242,10 +254,59 @@ fn changes_list(c: &Column, fields: &[String]) -> PolarsResult<Series> {
                 *v = text_iters[3 * i + j].next().flatten();
             }
             if changed {
-                out[0].push(Some(field.as_str()));
-                for (j, v) in values.into_iter().enumerate() {
-                    out[j + 1].push(v);
+                put(&mut buf, Some(field));
+                for v in values {
+                    put(&mut buf, v);
                 }
+            }
+        }
+        out.push((!buf.is_empty()).then(|| buf.clone()));
+    }
+    Ok(StringChunked::from_iter_options(
+        c.name().clone(),
+        out.into_iter(),
+    ))
+}
+
+/// Append one value: `-` for null, else its byte length, `:` and the text.
+fn put(buf: &mut String, v: Option<&str>) {
+    match v {
+        None => buf.push('-'),
+        Some(t) => {
+            buf.push_str(&t.len().to_string());
+            buf.push(':');
+            buf.push_str(t);
+        }
+    }
+}
+
+/// Read back one value written by [`put`] from the front of `rest`.
+fn take<'a>(rest: &mut &'a str) -> PolarsResult<Option<&'a str>> {
+    if let Some(r) = rest.strip_prefix('-') {
+        *rest = r;
+        return Ok(None);
+    }
+    let bad = || polars_err!(ComputeError: "a packed change is damaged");
+    let (len, r) = rest.split_once(':').ok_or_else(bad)?;
+    let len: usize = len.parse().map_err(|_| bad())?;
+    let v = r.get(..len).ok_or_else(bad)?;
+    *rest = &r[len..];
+    Ok(Some(v))
+}
+
+/// The plan's `changes` list from packed texts (null stays null).
+fn unpack(c: &Column) -> PolarsResult<Series> {
+    let ca = c.str()?;
+    let mut offsets: Vec<i64> = Vec::with_capacity(ca.len() + 1);
+    offsets.push(0);
+    let mut validity = Vec::with_capacity(ca.len());
+    let mut out: [Vec<Option<&str>>; 4] = Default::default();
+    for row in ca.iter() {
+        validity.push(row.is_some());
+        let mut rest = row.unwrap_or("");
+        while !rest.is_empty() {
+            for part in out.iter_mut() {
+                part.push(take(&mut rest)?);
             }
         }
         offsets.push(out[0].len() as i64);
@@ -265,14 +326,14 @@ fn changes_list(c: &Column, fields: &[String]) -> PolarsResult<Series> {
         dtype,
         polars_arrow::offset::OffsetsBuffer::try_from(offsets)?,
         values,
-        None,
+        Some(validity.into_iter().collect()),
     );
     Series::from_arrow(c.name().clone(), Box::new(list))
 }
 
-/// The number of changes in a list column, zero where it is null.
-fn count(c: &str) -> Expr {
-    col(c).list().len().fill_null(lit(0))
+/// Whether a packed changes column has changes on the row.
+fn changed(c: &str) -> Expr {
+    col(c).is_not_null()
 }
 
 /// How a field of a matched pair moves.
@@ -512,6 +573,7 @@ pub fn classify(
             null_str(),
             null_str(),
         ],
+        pair_rows(),
     ));
     let active = pairs.lazy().filter(skipped_pair.not());
     let mut untouched = lit(true);
@@ -519,10 +581,10 @@ pub fn classify(
         let p = prefix(receiver);
         let changes = format!("{p}>changes");
         let problem = col(format!("{p}>problem"));
-        untouched = untouched.and(count(&changes).eq(lit(0)));
+        untouched = untouched.and(changed(&changes).not());
         let ok = problem.clone().is_null();
         parts.push(shape(
-            active.clone().filter(count(&changes).gt(lit(0))),
+            active.clone().filter(changed(&changes)),
             [
                 when(ok.clone())
                     .then(lit("update"))
@@ -543,12 +605,13 @@ pub fn classify(
                     .otherwise(null_str()),
                 when(ok).then(col("synced")).otherwise(null_str()),
             ],
+            pair_rows(),
         ));
     }
     if has_conflicts {
-        untouched = untouched.and(count("c>changes").eq(lit(0)));
+        untouched = untouched.and(changed("c>changes").not());
         parts.push(shape(
-            active.clone().filter(count("c>changes").gt(lit(0))),
+            active.clone().filter(changed("c>changes")),
             [
                 lit("conflict"),
                 col("key"),
@@ -565,6 +628,7 @@ pub fn classify(
                 null_str(),
                 null_str(),
             ],
+            pair_rows(),
         ));
     }
     parts.push(shape(
@@ -581,6 +645,7 @@ pub fn classify(
             null_str(),
             col("synced"),
         ],
+        pair_rows(),
     ));
 
     // Records matched on neither side.
@@ -618,6 +683,11 @@ pub fn classify(
             (null_str(), col(id.as_str()))
         };
         let skip_col = col(format!("{p}_skip"));
+        let rows = if side == SideIx::A {
+            [col("a_row"), lit(NULL)]
+        } else {
+            [lit(NULL), col("b_row")]
+        };
         parts.push(shape(
             alone.clone().filter(skip_col.clone().is_not_null()),
             [
@@ -632,6 +702,7 @@ pub fn classify(
                 null_str(),
                 null_str(),
             ],
+            rows.clone(),
         ));
         let alone = alone.filter(skip_col.is_null());
         if !sends(spec.direction, side) {
@@ -649,6 +720,7 @@ pub fn classify(
                     null_str(),
                     null_str(),
                 ],
+                rows.clone(),
             ));
             continue;
         }
@@ -708,19 +780,22 @@ pub fn classify(
                 left,
                 right,
                 lit(name(receiver)),
-                when(count("changes").gt(lit(0)))
-                    .then(col("changes"))
-                    .otherwise(lit(NULL).cast(changes_dtype())),
+                col("changes"),
                 col("problem"),
                 when(ok.clone()).then(col("payload")).otherwise(null_str()),
                 when(ok).then(col("synced")).otherwise(null_str()),
             ],
+            rows,
         ));
     }
 
     // Duplicates: every record of an ambiguous key value.
+    // A key value's records together, in a fixed order.
     parts.push(shape(
-        m.duplicates.lazy(),
+        m.duplicates.lazy().sort(
+            ["key_value", "side", "id"],
+            SortMultipleOptions::default().with_nulls_last(true),
+        ),
         [
             lit("duplicate"),
             col("key"),
@@ -737,18 +812,80 @@ pub fn classify(
             null_str(),
             null_str(),
         ],
+        [lit(NULL), lit(NULL)],
     ));
 
     // Collected before sorting: sorting the union lazily ran a third slower
     // and held half a gigabyte more.
+    // Each class in the order of the snapshots' records. Changes are still
+    // packed text here (see `pack`) and become the plan's list last.
     concat(parts, UnionArgs::default())?
         .collect()?
         .lazy()
         .sort(
-            ["class", "key_value", "left_id", "right_id", "receiver"],
+            ["class", "~a_row", "~b_row", "receiver"],
             SortMultipleOptions::default()
                 .with_nulls_last(true)
                 .with_maintain_order(true),
         )
+        .select(PLAN_COLUMNS.map(col))
+        .with_column(col("changes").map(
+            |c: Column| unpack(&c).map(Column::from),
+            |_, f| {
+                Ok(polars::prelude::Field::new(
+                    f.name().clone(),
+                    changes_dtype(),
+                ))
+            },
+        ))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_changes_read_back_as_written() {
+        let rows: Vec<Vec<[Option<&str>; 4]>> = vec![
+            vec![[Some("email"), Some("a@b"), Some("A@B"), None]],
+            vec![],
+            vec![
+                [Some("name"), Some("3:x-"), Some(""), Some("-")],
+                [Some("city"), None, Some("Zürich 東京 12:30"), Some("1:")],
+            ],
+        ];
+        let packed: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut buf = String::new();
+                for entry in r {
+                    for v in entry {
+                        put(&mut buf, *v);
+                    }
+                }
+                (!buf.is_empty()).then_some(buf)
+            })
+            .collect();
+        let col =
+            StringChunked::from_iter_options("changes".into(), packed.into_iter()).into_column();
+        let list = unpack(&col).expect("unpacks");
+        assert_eq!(list.dtype(), &changes_dtype());
+        assert!(list.get(1).expect("row").is_null(), "no changes is null");
+        for (i, r) in rows.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let got = list.list().expect("a list").get_as_series(i).expect("row");
+            let fields = got.struct_().expect("structs").fields_as_series();
+            for (k, entry) in r.iter().enumerate() {
+                for (j, want) in entry.iter().enumerate() {
+                    assert_eq!(
+                        fields[j].str().expect("text").get(k),
+                        *want,
+                        "row {i} entry {k} part {j}"
+                    );
+                }
+            }
+        }
+        let damaged = StringChunked::from_iter_options("c".into(), [Some("9:short")].into_iter());
+        assert!(unpack(&damaged.into_column()).is_err());
+    }
 }

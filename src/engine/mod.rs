@@ -199,10 +199,13 @@ fn prepare(
     let mut lf = lf;
     let schema = lf.collect_schema()?;
     let p = prefix(side);
+    // The record's position in its snapshot orders the plan.
+    let lf = lf.with_row_index(format!("{p}_row"), None);
     let mut cols = vec![
         col(crate::snapshot::ID_COLUMN)
             .cast(DataType::String)
             .alias(format!("{p}_id")),
+        col(format!("{p}_row")),
     ];
     for f in &spec.fields {
         let e = if schema.contains(&f.name) {
