@@ -4,7 +4,7 @@
 
 use polars::prelude::*;
 
-use super::compare::{equal, equal_loose, json_ready, text, want};
+use super::compare::{equal, equal_loose, json_ready, same_length, text, want};
 use super::matching::Matched;
 use super::{A_ID, B_ID, dtype, field_column, prefix};
 use crate::spec::{Direction, Field, SideIx, Spec};
@@ -58,15 +58,7 @@ fn member(f: &Field, value: Expr, cond: Expr) -> Expr {
     let key = serde_json::to_string(&f.name).unwrap_or_default();
     json_ready(value, f.ty).map_many(
         move |cols: &mut [Column]| {
-            let n = cols[0].len().max(cols[1].len());
-            let wide = |c: &Column| {
-                if c.len() == n {
-                    c.clone()
-                } else {
-                    c.new_from_index(0, n)
-                }
-            };
-            let (v, c) = (wide(&cols[0]), wide(&cols[1]));
+            let [v, c] = same_length(cols);
             let cond = c.bool()?;
             let v = v.as_materialized_series();
             let out = match v.dtype() {
@@ -819,8 +811,9 @@ pub fn classify(
     // and held half a gigabyte more.
     // Each class in the order of the snapshots' records. Changes are still
     // packed text here (see `pack`) and become the plan's list last.
-    concat(parts, UnionArgs::default())?
-        .collect()?
+    let rows = concat(parts, UnionArgs::default())?.collect()?;
+    let started = std::time::Instant::now();
+    let plan = rows
         .lazy()
         .sort(
             ["class", "~a_row", "~b_row", "receiver"],
@@ -838,7 +831,12 @@ pub fn classify(
                 ))
             },
         ))
-        .collect()
+        .collect();
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "sorted the plan rows"
+    );
+    plan
 }
 
 #[cfg(test)]

@@ -202,15 +202,7 @@ fn equal_with(
 fn same_text(x: Expr, y: Expr, trim: bool, fold: bool) -> Expr {
     x.map_many(
         move |cols: &mut [Column]| {
-            let n = cols[0].len().max(cols[1].len());
-            let wide = |c: &Column| {
-                if c.len() == n {
-                    c.clone()
-                } else {
-                    c.new_from_index(0, n)
-                }
-            };
-            let (l, r) = (wide(&cols[0]), wide(&cols[1]));
+            let [l, r] = same_length(cols);
             let (l, r) = (l.str()?, r.str()?);
             let out: BooleanChunked = l
                 .iter()
@@ -227,6 +219,19 @@ fn same_text(x: Expr, y: Expr, trim: bool, fold: bool) -> Expr {
             ))
         },
     )
+}
+
+/// Two inputs of a row-wise function at the same length: a literal comes
+/// in as one value and stands for every row.
+pub(crate) fn same_length(cols: &[Column]) -> [Column; 2] {
+    let n = cols[0].len().max(cols[1].len());
+    [0, 1].map(|i| {
+        if cols[i].len() == n {
+            cols[i].clone()
+        } else {
+            cols[i].new_from_index(0, n)
+        }
+    })
 }
 
 /// [`same_text`] for one pair of values.

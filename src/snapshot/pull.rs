@@ -136,7 +136,8 @@ pub fn pull_side(
             });
             return Ok(());
         };
-        if let Some(first) = seen.get(&id_hash(&id)) {
+        let hash = id_hash(&id);
+        if let Some(first) = seen.get(&hash) {
             if repeats_are_errors {
                 rejects.push(Reject {
                     at,
@@ -175,7 +176,7 @@ pub fn pull_side(
             });
             return Ok(());
         }
-        seen.insert(id_hash(&id), at);
+        seen.insert(hash, at);
         writer.push(&id, cells).map_err(|e| e.to_string())
     })?;
     bar.finish();
