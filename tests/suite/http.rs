@@ -2,7 +2,7 @@
 //! incremental, through faults, with wrong credentials, and without ever
 //! writing a secret anywhere.
 
-mod common;
+use crate::common;
 
 use common::Served;
 

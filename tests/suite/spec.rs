@@ -1,7 +1,7 @@
 //! Spec diagnostics: every error at once, each with file, line, column and a
 //! hint; and every shipped spec is valid.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@
 //! seed's retailCRM variant (`retailcrm/`) runs the same way against the
 //! retailCRM emulator.
 
-mod common;
+use crate::common;
 
 use common::Served;
 

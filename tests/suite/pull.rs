@@ -1,7 +1,7 @@
 //! Pulling file sides: every format, encodings and line endings, nested
 //! paths, rejects, missing files and atomic snapshots.
 
-mod common;
+use crate::common;
 
 use common::{Dir, read_parquet, show, strings};
 

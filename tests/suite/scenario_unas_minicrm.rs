@@ -4,7 +4,7 @@
 //! holds back an order whose status it lacks; nothing before the start date
 //! is written; and a start date changed after a plan was made refuses it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! stale-target guard, links through a renumbering, and a three-way
 //! conflict between two files.
 
-mod common;
+use crate::common;
 
 use common::Served;
 

@@ -9,7 +9,7 @@
 //! Unix only: the specs' token folders are linked into one (see
 //! `copy_scenario`).
 
-mod common;
+use crate::common;
 
 use common::Served;
 

@@ -4,7 +4,7 @@
 //! orders of the chosen status only, against the in-process eAccounting
 //! emulator and the CCV files recon rewrites.
 
-mod common;
+use crate::common;
 
 use common::Served;
 

@@ -5,7 +5,7 @@
 //! companies' links, a three-way sync once a baseline exists, and a customer
 //! renumbered in Reviso that keeps its link through `recon relink`.
 
-mod common;
+use crate::common;
 
 use common::Served;
 
