@@ -438,23 +438,17 @@ pub fn classify(
         .iter()
         .any(|f| matches!(spec.field_direction(f), Direction::Both { .. }));
 
-    // Matched pairs, with both sides' values side by side (and the baseline).
-    let mut pairs = m
-        .pairs
-        .clone()
-        .lazy()
-        .join(
-            a.clone().lazy(),
-            [col(A_ID)],
-            [col(A_ID)],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .join(
-            b.clone().lazy(),
-            [col(B_ID)],
-            [col(B_ID)],
-            JoinArgs::new(JoinType::Inner),
-        );
+    // Matched pairs, with both sides' values side by side (and the baseline):
+    // gathered by their rows in the prepared frames.
+    let [rows_a, rows_b] = &m.rows;
+    let mut pairs = a
+        .take(&IdxCa::from_vec("rows".into(), rows_a.clone()))?
+        .hstack(
+            b.take(&IdxCa::from_vec("rows".into(), rows_b.clone()))?
+                .columns(),
+        )?
+        .hstack(m.keys.columns())?
+        .lazy();
     if let Some(base) = baseline {
         pairs = pairs
             .join(
@@ -645,30 +639,7 @@ pub fn classify(
         let p = prefix(side);
         let id = format!("{p}_id");
         let frame = if side == SideIx::A { a } else { b };
-        let taken = m.pairs.clone().lazy().select([col(id.as_str())]);
-        let dup_ids = m
-            .duplicates
-            .clone()
-            .lazy()
-            .filter(col("side").eq(lit(p)))
-            .select([col("id").alias(id.as_str())]);
-        let alone = frame
-            .clone()
-            .lazy()
-            .join(
-                taken,
-                [col(id.as_str())],
-                [col(id.as_str())],
-                JoinArgs::new(JoinType::Anti),
-            )
-            .join(
-                dup_ids,
-                [col(id.as_str())],
-                [col(id.as_str())],
-                JoinArgs::new(JoinType::Anti),
-            )
-            .collect()?
-            .lazy();
+        let alone = frame.filter(&m.alone[side as usize])?.lazy();
         let (left, right) = if side == SideIx::A {
             (col(id.as_str()), null_str())
         } else {

@@ -1,6 +1,13 @@
 //! The key cascade: links first, then each key in order. A record matched
 //! by one key leaves the pool for the next; a key value found more than once
 //! on either side makes all its records `duplicate`, never a guess.
+//!
+//! Each step is one hash pass over the records still in the pools: every
+//! key value gets a slot that counts its records on each side. A value with
+//! one record on each side pairs them; a value with more than one on either
+//! side makes duplicates of all of them. Records are addressed by their row
+//! in the prepared frames, so the pools are masks and pairs are positions:
+//! the frames are gathered, never joined, afterwards.
 
 use polars::prelude::*;
 
@@ -9,243 +16,326 @@ use crate::spec::Spec;
 
 /// What matching found.
 pub struct Matched {
-    /// `a_id`, `b_id`, `key`, `key_value`.
-    pub pairs: DataFrame,
+    /// The matched pairs' rows in the prepared frames, A then B.
+    pub rows: [Vec<IdxSize>; 2],
+    /// Per pair: `key` (the step that matched it) and `key_value`.
+    pub keys: DataFrame,
     /// `side` (`a`/`b`), `id`, `key`, `key_value`, `reason`.
     pub duplicates: DataFrame,
+    /// Per side, the rows neither paired nor duplicate.
+    pub alone: [BooleanChunked; 2],
 }
 
-const KV: &str = "key_value";
+impl Matched {
+    /// How many pairs matched.
+    pub fn len(&self) -> usize {
+        self.rows[0].len()
+    }
+}
 
-/// Match the prepared frames `a` and `b` (ids and key columns) through
-/// `links` (`a_id`, `b_id`) and the spec's keys.
+const NONE: u32 = u32::MAX;
+
+/// One key value's records in the pools.
+struct Slot<'a> {
+    value: &'a str,
+    count: [u32; 2],
+    /// The row of the value's first record on each side.
+    first: [u32; 2],
+}
+
+/// A duplicate record: side, row, step and slot.
+struct Dup {
+    side: usize,
+    row: u32,
+    step: usize,
+    slot: u32,
+}
+
+/// Match the prepared frames `a` and `b` through `links` (A id, B id) and
+/// the spec's keys. `pool` says, per side, which rows may match at all.
 pub fn cascade(
     spec: &Spec,
     a: &DataFrame,
     b: &DataFrame,
-    links: DataFrame,
+    pool: [Vec<bool>; 2],
+    links: &[(String, String)],
 ) -> PolarsResult<Matched> {
-    let [an, bn] = [&spec.sides[0].name, &spec.sides[1].name];
-    let mut pool_a = a.clone().lazy();
-    let mut pool_b = b.clone().lazy();
-    let mut pairs = Vec::new();
-    let mut dups = Vec::new();
-
-    let mut steps: Vec<(String, Expr, Expr)> = Vec::new();
-    if links.height() > 0 {
-        // A link is a key whose value is the pair itself: both ids must be in
-        // the pools and each may appear in one link only.
-        let l = links
-            .lazy()
-            .select([col(A_ID), col(B_ID)])
-            .with_column(concat_str([col(A_ID), col(B_ID)], "\u{1f}", false).alias("link"));
-        pool_a = pool_a.join(
-            l.clone().select([col(A_ID), col("link")]),
-            [col(A_ID)],
-            [col(A_ID)],
-            JoinArgs::new(JoinType::Left),
-        );
-        pool_b = pool_b.join(
-            l.select([col(B_ID), col("link")]),
-            [col(B_ID)],
-            [col(B_ID)],
-            JoinArgs::new(JoinType::Left),
-        );
-        steps.push(("link".into(), col("link"), col("link")));
-    }
-    for (i, k) in spec.keys.iter().enumerate() {
+    let frames = [a, b];
+    let ids = [a.column(A_ID)?.str()?, b.column(B_ID)?.str()?];
+    let link_values = link_keys(links, &ids);
+    let mut steps: Vec<(String, [Vec<Option<&str>>; 2])> = Vec::new();
+    if !links.is_empty() {
         steps.push((
-            k.name.clone(),
-            col(key_column("a", i)),
-            col(key_column("b", i)),
+            "link".into(),
+            [0, 1].map(|s| link_values[s].iter().map(|v| v.as_deref()).collect()),
         ));
     }
-
-    for (name, ka, kb) in steps {
-        let la = pool_a
-            .clone()
-            .select([col(A_ID), ka.alias(KV)])
-            .filter(col(KV).is_not_null());
-        let lb = pool_b
-            .clone()
-            .select([col(B_ID), kb.alias(KV)])
-            .filter(col(KV).is_not_null());
-        // Count first; list the ids of the few ambiguous values only.
-        let na = la.clone().group_by([col(KV)]).agg([len().alias("na")]);
-        let nb = lb.clone().group_by([col(KV)]).agg([len().alias("nb")]);
-        let counts = na
-            .join(
-                nb,
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
-            )
-            .with_columns([
-                col("na").fill_null(lit(0)).cast(DataType::UInt32),
-                col("nb").fill_null(lit(0)).cast(DataType::UInt32),
-            ])
-            .filter(col("na").gt(lit(1)).or(col("nb").gt(lit(1))))
-            .collect()?
-            .lazy();
-        let ids = |side: LazyFrame, id: &str, out: &str| {
-            side.join(
-                counts.clone().select([col(KV)]),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .group_by([col(KV)])
-            .agg([col(id)
-                .sort(SortOptions::default())
-                .str()
-                .join(", ", true)
-                .alias(out)])
-        };
-        let amb = counts
-            .clone()
-            .join(
-                ids(la.clone(), A_ID, "a_ids"),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Left),
-            )
-            .join(
-                ids(lb.clone(), B_ID, "b_ids"),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Left),
-            )
-            .with_column(
-                concat_str(
-                    [
-                        lit(format!("{name} `")),
-                        col(KV),
-                        lit("` occurs "),
-                        col("na").cast(DataType::String),
-                        lit(format!("x in {an}")),
-                        when(col("na").gt(lit(0)))
-                            .then(concat_str([lit(" ("), col("a_ids"), lit(")")], "", true))
-                            .otherwise(lit("")),
-                        lit(" and "),
-                        col("nb").cast(DataType::String),
-                        lit(format!("x in {bn}")),
-                        when(col("nb").gt(lit(0)))
-                            .then(concat_str([lit(" ("), col("b_ids"), lit(")")], "", true))
-                            .otherwise(lit("")),
-                    ],
-                    "",
-                    true,
-                )
-                .alias("reason"),
-            )
-            .select([col(KV), col("reason")])
-            .collect()?;
-        let amb = amb.lazy();
-        let dup_a = la
-            .clone()
-            .join(
-                amb.clone(),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([
-                lit("a").alias("side"),
-                col(A_ID).alias("id"),
-                lit(name.clone()).alias("key"),
-                col(KV),
-                col("reason"),
-            ]);
-        let dup_b = lb
-            .clone()
-            .join(
-                amb.clone(),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([
-                lit("b").alias("side"),
-                col(B_ID).alias("id"),
-                lit(name.clone()).alias("key"),
-                col(KV),
-                col("reason"),
-            ]);
-        let matched = la
-            .join(
-                amb.clone(),
-                [col(KV)],
-                [col(KV)],
-                JoinArgs::new(JoinType::Anti),
-            )
-            .join(lb, [col(KV)], [col(KV)], JoinArgs::new(JoinType::Inner))
-            .select([
-                col(A_ID),
-                col(B_ID),
-                lit(name.clone()).alias("key"),
-                col(KV),
-            ])
-            .collect()?;
-        let dup_a = dup_a.collect()?;
-        let dup_b = dup_b.collect()?;
-
-        let gone_a = concat(
-            [
-                matched.clone().lazy().select([col(A_ID)]),
-                dup_a.clone().lazy().select([col("id").alias(A_ID)]),
-            ],
-            UnionArgs::default(),
-        )?;
-        let gone_b = concat(
-            [
-                matched.clone().lazy().select([col(B_ID)]),
-                dup_b.clone().lazy().select([col("id").alias(B_ID)]),
-            ],
-            UnionArgs::default(),
-        )?;
-        pool_a = pool_a
-            .join(
-                gone_a,
-                [col(A_ID)],
-                [col(A_ID)],
-                JoinArgs::new(JoinType::Anti),
-            )
-            .collect()?
-            .lazy();
-        pool_b = pool_b
-            .join(
-                gone_b,
-                [col(B_ID)],
-                [col(B_ID)],
-                JoinArgs::new(JoinType::Anti),
-            )
-            .collect()?
-            .lazy();
-        pairs.push(matched.lazy());
-        dups.push(dup_a.lazy());
-        dups.push(dup_b.lazy());
+    for (i, k) in spec.keys.iter().enumerate() {
+        let mut sides = [Vec::new(), Vec::new()];
+        for (s, p) in ["a", "b"].into_iter().enumerate() {
+            let c = frames[s].column(&key_column(p, i))?.str()?;
+            sides[s] = c.iter().collect();
+        }
+        steps.push((k.name.clone(), sides));
     }
 
-    let pairs = if pairs.is_empty() {
+    let mut pool = pool;
+    let mut pair_rows: [Vec<IdxSize>; 2] = [Vec::new(), Vec::new()];
+    let mut pair_step: Vec<(usize, &str)> = Vec::new();
+    let mut dups: Vec<Dup> = Vec::new();
+    let mut slots_of: Vec<Vec<Slot>> = Vec::new();
+    for (step, (_, keys)) in steps.iter().enumerate() {
+        let live = pool.iter().map(|p| p.iter().filter(|x| **x).count()).sum();
+        let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(live);
+        let mut slots: Vec<Slot> = Vec::with_capacity(live);
+        let mut slot_of = [vec![NONE; keys[0].len()], vec![NONE; keys[1].len()]];
+        for s in 0..2 {
+            for (row, key) in keys[s].iter().enumerate() {
+                let Some(value) = key else { continue };
+                if !pool[s][row] {
+                    continue;
+                }
+                let at = *index.entry(value).or_insert_with(|| {
+                    slots.push(Slot {
+                        value,
+                        count: [0, 0],
+                        first: [NONE, NONE],
+                    });
+                    (slots.len() - 1) as u32
+                });
+                let slot = &mut slots[at as usize];
+                slot.count[s] += 1;
+                if slot.first[s] == NONE {
+                    slot.first[s] = row as u32;
+                }
+                slot_of[s][row] = at;
+            }
+        }
+        drop(index);
+        for s in 0..2 {
+            for (row, at) in slot_of[s].iter().enumerate() {
+                if *at == NONE {
+                    continue;
+                }
+                let slot = &slots[*at as usize];
+                if slot.count[0] > 1 || slot.count[1] > 1 {
+                    dups.push(Dup {
+                        side: s,
+                        row: row as u32,
+                        step,
+                        slot: *at,
+                    });
+                    pool[s][row] = false;
+                }
+            }
+        }
+        for slot in &slots {
+            if slot.count == [1, 1] {
+                for s in 0..2 {
+                    pair_rows[s].push(slot.first[s] as IdxSize);
+                    pool[s][slot.first[s] as usize] = false;
+                }
+                pair_step.push((step, slot.value));
+            }
+        }
+        slots_of.push(slots);
+    }
+
+    let keys = DataFrame::new_infer_height(vec![
+        Column::new(
+            "key".into(),
+            pair_step
+                .iter()
+                .map(|(s, _)| steps[*s].0.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "key_value".into(),
+            pair_step.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+        ),
+    ])?;
+    let duplicates = duplicates(spec, &steps, &slots_of, &dups, &ids)?;
+    let mut alone = pool.map(|p| vec![true; p.len()]);
+    for s in 0..2 {
+        for r in &pair_rows[s] {
+            alone[s][*r as usize] = false;
+        }
+    }
+    for d in &dups {
+        alone[d.side][d.row as usize] = false;
+    }
+    Ok(Matched {
+        rows: pair_rows,
+        keys,
+        duplicates,
+        alone: alone.map(|v| BooleanChunked::from_slice("alone".into(), &v)),
+    })
+}
+
+/// The link step's key per row: the link itself (`a id`, `b id`) where the
+/// record's id is in exactly one link. An id in several links takes none,
+/// so that the cascade's keys decide instead of a guess between links.
+fn link_keys(links: &[(String, String)], ids: &[&StringChunked; 2]) -> [Vec<Option<String>>; 2] {
+    if links.is_empty() {
+        return [Vec::new(), Vec::new()];
+    }
+    [0, 1].map(|s| {
+        let mut by_id: PlHashMap<&str, (u32, &(String, String))> = PlHashMap::new();
+        for l in links {
+            let id = if s == 0 { l.0.as_str() } else { l.1.as_str() };
+            by_id.entry(id).or_insert((0, l)).0 += 1;
+        }
+        ids[s]
+            .iter()
+            .map(|id| match id.and_then(|id| by_id.get(id)) {
+                Some((1, (x, y))) => Some(format!("{x}\u{1f}{y}")),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// The duplicates frame, with a reason per ambiguous key value that says how
+/// often it occurs on each side and lists the ids.
+fn duplicates(
+    spec: &Spec,
+    steps: &[(String, [Vec<Option<&str>>; 2])],
+    slots_of: &[Vec<Slot>],
+    dups: &[Dup],
+    ids: &[&StringChunked; 2],
+) -> PolarsResult<DataFrame> {
+    let names = [&spec.sides[0].name, &spec.sides[1].name];
+    let mut listed: PlHashMap<(usize, u32), [Vec<&str>; 2]> = PlHashMap::new();
+    for d in dups {
+        let id = ids[d.side].get(d.row as usize).unwrap_or("");
+        listed.entry((d.step, d.slot)).or_default()[d.side].push(id);
+    }
+    let mut reasons: PlHashMap<(usize, u32), String> = PlHashMap::with_capacity(listed.len());
+    for ((step, at), mut list) in listed {
+        let slot = &slots_of[step][at as usize];
+        let mut text = format!("{} `{}` occurs ", steps[step].0, slot.value);
+        for s in 0..2 {
+            if s == 1 {
+                text.push_str(" and ");
+            }
+            text.push_str(&format!("{}x in {}", slot.count[s], names[s]));
+            if slot.count[s] > 0 {
+                list[s].sort_unstable();
+                text.push_str(&format!(" ({})", list[s].join(", ")));
+            }
+        }
+        reasons.insert((step, at), text);
+    }
+    let mut side = Vec::with_capacity(dups.len());
+    let mut id = Vec::with_capacity(dups.len());
+    let mut key = Vec::with_capacity(dups.len());
+    let mut value = Vec::with_capacity(dups.len());
+    let mut reason = Vec::with_capacity(dups.len());
+    for d in dups {
+        side.push(["a", "b"][d.side]);
+        id.push(ids[d.side].get(d.row as usize));
+        key.push(steps[d.step].0.as_str());
+        value.push(slots_of[d.step][d.slot as usize].value);
+        reason.push(reasons.get(&(d.step, d.slot)).map(|r| r.as_str()));
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("side".into(), side),
+        Column::new("id".into(), id),
+        Column::new("key".into(), key),
+        Column::new("key_value".into(), value),
+        Column::new("reason".into(), reason),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        let text = r#"
+name = "t"
+entity = "customers"
+direction = "crm -> erp"
+[side.crm]
+file = "a.csv"
+id = "id"
+[side.erp]
+file = "b.csv"
+id = "id"
+[[field]]
+name = "email"
+path = { crm = "email", erp = "email" }
+[[key]]
+fields = ["email"]
+"#;
+        Spec::parse(std::path::Path::new("t.toml"), text).expect("valid spec")
+    }
+
+    fn frame(p: &str, ids: &[&str], keys: &[Option<&str>]) -> DataFrame {
         DataFrame::new_infer_height(vec![
-            Column::new_empty(A_ID.into(), &DataType::String),
-            Column::new_empty(B_ID.into(), &DataType::String),
-            Column::new_empty("key".into(), &DataType::String),
-            Column::new_empty(KV.into(), &DataType::String),
-        ])?
-    } else {
-        concat(pairs, UnionArgs::default())?.collect()?
-    };
-    let duplicates = if dups.is_empty() {
-        DataFrame::new_infer_height(vec![
-            Column::new_empty("side".into(), &DataType::String),
-            Column::new_empty("id".into(), &DataType::String),
-            Column::new_empty("key".into(), &DataType::String),
-            Column::new_empty(KV.into(), &DataType::String),
-            Column::new_empty("reason".into(), &DataType::String),
-        ])?
-    } else {
-        concat(dups, UnionArgs::default())?.collect()?
-    };
-    Ok(Matched { pairs, duplicates })
+            Column::new(format!("{p}_id").into(), ids),
+            Column::new(key_column(p, 0).into(), keys),
+        ])
+        .expect("frame")
+    }
+
+    fn pairs(m: &Matched, a: &DataFrame, b: &DataFrame) -> Vec<(String, String, String)> {
+        let id = |df: &DataFrame, c: &str, r: IdxSize| {
+            df.column(c)
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(r as usize)
+                .unwrap()
+                .to_string()
+        };
+        let keys = m.keys.column("key").unwrap().str().unwrap();
+        let mut out: Vec<_> = (0..m.len())
+            .map(|i| {
+                (
+                    id(a, A_ID, m.rows[0][i]),
+                    id(b, B_ID, m.rows[1][i]),
+                    keys.get(i).unwrap().to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_id_in_two_links_is_matched_by_the_keys() {
+        let a = frame("a", &["a1", "a2"], &[Some("x@y"), None]);
+        let b = frame("b", &["b1", "b2", "b3"], &[None, Some("x@y"), None]);
+        let links = [
+            ("a1".to_string(), "b1".to_string()),
+            ("a1".to_string(), "b2".to_string()),
+            ("a2".to_string(), "b3".to_string()),
+        ];
+        let m = cascade(&spec(), &a, &b, [vec![true; 2], vec![true; 3]], &links).unwrap();
+        assert_eq!(
+            pairs(&m, &a, &b),
+            vec![
+                ("a1".into(), "b2".into(), "email".into()),
+                ("a2".into(), "b3".into(), "link".into()),
+            ]
+        );
+        let alone: Vec<_> = m.alone[1].iter().collect();
+        assert_eq!(alone, vec![Some(true), Some(false), Some(false)]);
+    }
+
+    #[test]
+    fn rows_outside_the_pool_neither_match_nor_count() {
+        // a2 is filtered out: x@y then occurs once per side and pairs.
+        let a = frame("a", &["a1", "a2"], &[Some("x@y"), Some("x@y")]);
+        let b = frame("b", &["b1"], &[Some("x@y")]);
+        let m = cascade(&spec(), &a, &b, [vec![true, false], vec![true]], &[]).unwrap();
+        assert_eq!(
+            pairs(&m, &a, &b),
+            vec![("a1".into(), "b1".into(), "email".into())]
+        );
+        assert_eq!(m.duplicates.height(), 0);
+        let alone: Vec<_> = m.alone[0].iter().collect();
+        assert_eq!(alone, vec![Some(false), Some(true)]);
+    }
 }

@@ -95,37 +95,27 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
         rows_b = b.height(),
         "prepared both sides"
     );
-    let (la, lb): (Vec<String>, Vec<String>) = inputs.links.into_iter().unzip();
-    let links = DataFrame::new_infer_height(vec![
-        Column::new(A_ID.into(), la),
-        Column::new(B_ID.into(), lb),
-    ])?;
-    let key_cols: Vec<String> = (0..spec.keys.len()).map(|i| key_column("a", i)).collect();
-    let mut ids_a = vec![col(A_ID)];
-    ids_a.extend(key_cols.iter().map(|c| col(c.as_str())));
-    let mut ids_b = vec![col(B_ID)];
-    ids_b.extend((0..spec.keys.len()).map(|i| col(key_column("b", i))));
     // A record filtered out on a side that sends is not matched at all; on a
     // side that only receives it still matches, so that its partner is not
     // created a second time.
-    let pool = |df: &DataFrame, ids: Vec<Expr>, side: SideIx| {
-        let lf = df.clone().lazy();
-        let lf = if classify::sends(spec.direction, side) {
-            lf.filter(col(format!("{}_skip", prefix(side))).is_null())
+    let pool = |df: &DataFrame, side: SideIx| -> PolarsResult<Vec<bool>> {
+        if classify::sends(spec.direction, side) {
+            let skip = df.column(&format!("{}_skip", prefix(side)))?;
+            Ok(skip.is_null().iter().map(|x| x == Some(true)).collect())
         } else {
-            lf
-        };
-        lf.select(ids).collect()
+            Ok(vec![true; df.height()])
+        }
     };
     let matched = matching::cascade(
         spec,
-        &pool(&a, ids_a, SideIx::A)?,
-        &pool(&b, ids_b, SideIx::B)?,
-        links,
+        &a,
+        &b,
+        [pool(&a, SideIx::A)?, pool(&b, SideIx::B)?],
+        &inputs.links,
     )?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
-        pairs = matched.pairs.height(),
+        pairs = matched.len(),
         "matched"
     );
     let plan = classify::classify(spec, &a, &b, matched, inputs.baseline);
