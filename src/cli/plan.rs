@@ -125,7 +125,7 @@ pub fn plan_spec(
     }
     let b = frames.pop().expect("two sides");
     let a = frames.pop().expect("two sides");
-    let mut plan = engine::plan(
+    let plan = engine::plan(
         spec,
         Inputs {
             a,
@@ -154,16 +154,29 @@ pub fn plan_spec(
         plan: "plan.parquet".into(),
         spec_file: spec.file.display().to_string(),
     };
-    let started = std::time::Instant::now();
-    write_plan(&dir, &mut plan, &summary)
-        .with_context(|| format!("writing the plan to {}", dir.display()))?;
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "wrote the plan");
     let runs = ledger.runs(&spec.name, DRIFT_RUNS)?;
-    render_all(&dir, &summary, &plan, &runs, spec.report_max_rows)
-        .with_context(|| format!("writing the report to {}", dir.display()))?;
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "wrote the report"
-    );
+    // The Parquet plan and the review files are written side by side: each
+    // is mostly one core's encoding work.
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (written, rendered) = std::thread::scope(|scope| {
+        let mut file_plan = plan.clone();
+        let (dir, summary) = (&dir, &summary);
+        let writer = scope.spawn(move || {
+            let r = write_plan(dir, &mut file_plan, summary);
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "wrote the plan");
+            r
+        });
+        let rendered = render_all(dir, summary, &plan, &runs, spec.report_max_rows);
+        tracing::debug!(
+            seconds = started.elapsed().as_secs_f64(),
+            "wrote the report"
+        );
+        (writer.join(), rendered)
+    });
+    written
+        .map_err(|_| anyhow!("writing the plan to {} failed", dir.display()))?
+        .with_context(|| format!("writing the plan to {}", dir.display()))?;
+    rendered.with_context(|| format!("writing the report to {}", dir.display()))?;
     Ok((dir, summary))
 }
