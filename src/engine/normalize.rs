@@ -3,7 +3,9 @@
 //!
 //! Email and SKU are plain Polars string expressions. Phones (E.164 through
 //! the `phonenumber` crate) and Unicode text (NFKC + case fold) need Rust
-//! code; they run once per distinct value of the column, not once per row.
+//! code. Phones run row by row over the column's parts in parallel, most of
+//! them through a short path that allocates nothing; text runs once per
+//! distinct value.
 
 use polars::prelude::*;
 use unicode_normalization::UnicodeNormalization;
@@ -25,7 +27,13 @@ pub fn normalized(e: Expr, n: Normalizer, region: Option<&str>) -> Expr {
         }
         Normalizer::Phone => {
             let region = region.map(str::to_string);
-            per_distinct(e, move |s| phone(s, region.as_deref()))
+            e.map(
+                move |c: Column| {
+                    let ca = phones(c.str()?, region.as_deref())?;
+                    Ok(ca.with_name(c.name().clone()).into_column())
+                },
+                |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+            )
         }
         Normalizer::Text => per_distinct(e, |s| Some(text(s))),
     };
@@ -117,48 +125,115 @@ pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {
     phone_fast(trimmed, region).or_else(|| phone_parsed(trimmed, region))
 }
 
+/// A column of phones in E.164 form; an empty text where a value is not a
+/// phone number (the caller turns empty into null).
+fn phones(ca: &StringChunked, region: Option<&str>) -> PolarsResult<StringChunked> {
+    let plan = Region::new(region);
+    let one = |part: &StringChunked| {
+        let mut digits = String::with_capacity(16);
+        part.apply_into_string_amortized(|raw, out| {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || phone_into(trimmed, plan.as_ref(), &mut digits, out) {
+                return;
+            }
+            out.clear();
+            if let Some(p) = phone_parsed(trimmed, region) {
+                out.push_str(&p);
+            }
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads == 1 || ca.len() < 8192 {
+        return Ok(one(ca));
+    }
+    let size = ca.len().div_ceil(threads);
+    let parts: Vec<StringChunked> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let part = ca.slice((i * size) as i64, size);
+                let one = &one;
+                scope.spawn(move || one(&part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a phone normalizer thread panicked"))
+            .collect()
+    });
+    let mut parts = parts.into_iter();
+    let mut out = parts
+        .next()
+        .unwrap_or_else(|| StringChunked::full_null("".into(), 0));
+    for p in parts {
+        out.append(&p)?;
+    }
+    Ok(out)
+}
+
+/// What the short path needs of a side's default region, looked up once.
+struct Region {
+    country_code: String,
+    national_prefix: Option<String>,
+}
+
+impl Region {
+    fn new(region: Option<&str>) -> Option<Region> {
+        let meta = phonenumber::metadata::DATABASE.by_id(region?)?;
+        Some(Region {
+            country_code: meta.country_code().to_string(),
+            national_prefix: meta.national_prefix().map(str::to_string),
+        })
+    }
+}
+
 /// The common shapes (`+39 02 1234 5678`, `0039 02-1234-5678`,
 /// `(02) 12345678`, `8 (495) 123-45-67`) need only the region's country code
 /// and national prefix from phonenumber's metadata, at a fraction of a full
 /// parse's cost; anything else (letters, extensions) goes to the full parser.
 fn phone_fast(s: &str, region: Option<&str>) -> Option<String> {
-    let mut digits = String::with_capacity(16);
+    let mut digits = String::new();
+    let mut out = String::new();
+    phone_into(s, Region::new(region).as_ref(), &mut digits, &mut out).then_some(out)
+}
+
+/// [`phone_fast`] into `out`, with `digits` as scratch space; false when the
+/// full parser must decide.
+fn phone_into(s: &str, region: Option<&Region>, digits: &mut String, out: &mut String) -> bool {
+    digits.clear();
     let mut plus = false;
     for c in s.chars() {
         match c {
             '0'..='9' => digits.push(c),
             '+' if digits.is_empty() && !plus => plus = true,
             ' ' | '-' | '(' | ')' | '.' | '/' | '\u{a0}' => {}
-            _ => return None,
+            _ => return false,
         }
     }
-    let international = if plus {
-        Some(digits.as_str())
+    out.clear();
+    out.push('+');
+    if plus {
+        out.push_str(digits);
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        out.push_str(rest);
     } else {
-        digits.strip_prefix("00")
-    };
-    let e164 = match international {
-        Some(rest) => format!("+{rest}"),
-        None => {
-            let meta = phonenumber::metadata::DATABASE.by_id(region?)?;
-            let cc = meta.country_code().to_string();
-            // Digits that start with the country's own code (79161234567,
-            // Italian mobiles 393...) may or may not include it: the full
-            // parser, which knows each country's number plan, decides.
-            if digits.starts_with(&cc) {
-                return None;
-            }
-            let national = match meta.national_prefix() {
-                Some(np) if digits.starts_with(np) && digits.len() >= np.len() + 6 => {
-                    &digits[np.len()..]
-                }
-                _ => digits.as_str(),
-            };
-            format!("+{cc}{national}")
+        let Some(r) = region else { return false };
+        // Digits that start with the country's own code (79161234567,
+        // Italian mobiles 393...) may or may not include it: the full
+        // parser, which knows each country's number plan, decides.
+        if digits.starts_with(&r.country_code) {
+            return false;
         }
-    };
+        let national = match &r.national_prefix {
+            Some(np) if digits.starts_with(np.as_str()) && digits.len() >= np.len() + 6 => {
+                &digits[np.len()..]
+            }
+            _ => digits.as_str(),
+        };
+        out.push_str(&r.country_code);
+        out.push_str(national);
+    }
     // E.164 numbers have at most 15 digits; fewer than 8 is no phone.
-    (9..=16).contains(&e164.len()).then_some(e164)
+    (9..=16).contains(&out.len())
 }
 
 /// The full parse, with validation, for the shapes the fast path declines.
@@ -286,6 +361,34 @@ mod tests {
             }
             assert_eq!(phone(raw, Some(region)), full, "{raw} ({region})");
         }
+    }
+
+    #[test]
+    fn a_phone_column_reads_as_its_values_do() {
+        let raw = [
+            Some("+39 02 1234 5678"),
+            None,
+            Some("  "),
+            Some("393 243 3632"),
+            Some("not a phone"),
+            Some("(02) 12345678"),
+        ];
+        // Long enough to be split across threads.
+        let values: Vec<Option<&str>> = raw.iter().cycle().take(6 * 3000).copied().collect();
+        let df = df!("v" => values.clone()).unwrap();
+        let out = df
+            .lazy()
+            .select([normalized(col("v"), Normalizer::Phone, Some("IT")).alias("v")])
+            .collect()
+            .unwrap();
+        let got: Vec<Option<&str>> = out.column("v").unwrap().str().unwrap().iter().collect();
+        let want: Vec<Option<String>> = values
+            .iter()
+            .map(|v| v.and_then(|v| phone(v, Some("IT"))))
+            .collect();
+        assert_eq!(got, want.iter().map(|w| w.as_deref()).collect::<Vec<_>>());
+        assert_eq!(got[3], Some("+393932433632"));
+        assert_eq!(got[4], None);
     }
 
     #[test]
