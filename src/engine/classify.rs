@@ -416,8 +416,8 @@ fn synced_value(f: &Field, flows: &[(SideIx, Expr)]) -> Expr {
 
 pub fn classify(
     spec: &Spec,
-    a: &DataFrame,
-    b: &DataFrame,
+    a: DataFrame,
+    b: DataFrame,
     m: Matched,
     baseline: Option<DataFrame>,
 ) -> PolarsResult<DataFrame> {
@@ -438,15 +438,141 @@ pub fn classify(
         .iter()
         .any(|f| matches!(spec.field_direction(f), Direction::Both { .. }));
 
+    // Records matched on neither side.
+    for side in SideIx::both() {
+        let p = prefix(side);
+        let id = format!("{p}_id");
+        let frame = if side == SideIx::A { &a } else { &b };
+        let alone = frame.filter(&m.alone[side as usize])?.lazy();
+        let (left, right) = if side == SideIx::A {
+            (col(id.as_str()), null_str())
+        } else {
+            (null_str(), col(id.as_str()))
+        };
+        let skip_col = col(format!("{p}_skip"));
+        let rows = if side == SideIx::A {
+            [col("a_row"), lit(NULL)]
+        } else {
+            [lit(NULL), col("b_row")]
+        };
+        parts.push(shape(
+            alone.clone().filter(skip_col.clone().is_not_null()),
+            [
+                lit("skipped"),
+                null_str(),
+                null_str(),
+                left.clone(),
+                right.clone(),
+                null_str(),
+                lit(NULL),
+                skip_col.clone(),
+                null_str(),
+                null_str(),
+            ],
+            rows.clone(),
+        ));
+        let alone = alone.filter(skip_col.is_null());
+        if !sends(spec.direction, side) {
+            parts.push(shape(
+                alone,
+                [
+                    lit("orphan"),
+                    null_str(),
+                    null_str(),
+                    left,
+                    right,
+                    null_str(),
+                    lit(NULL),
+                    lit(format!("only in {}", name(side))),
+                    null_str(),
+                    null_str(),
+                ],
+                rows.clone(),
+            ));
+            continue;
+        }
+        let receiver = side.other();
+        let mut gather = Gather::default();
+        let mut members = Vec::new();
+        let mut synced = Vec::new();
+        for f in spec
+            .fields
+            .iter()
+            .filter(|f| !f.ignore && f.path(receiver).is_some())
+        {
+            if !sends(spec.field_direction(f), side) {
+                continue;
+            }
+            let (w, problem) = want(f, side);
+            let problem = if f.required {
+                when(problem.clone().is_null().and(w.clone().is_null()))
+                    .then(lit(format!("required field `{}` is empty", f.name)))
+                    .otherwise(problem)
+            } else {
+                problem
+            };
+            members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
+            synced.push(text(w.clone()).alias(f.name.as_str()));
+            gather.push(Change {
+                when: w.clone().is_not_null().or(problem.clone().is_not_null()),
+                field: f.name.clone(),
+                before: null_str(),
+                after: w,
+                baseline: null_str(),
+                frag: null_str(),
+                problem,
+            });
+        }
+        let payload = if members.is_empty() {
+            lit("{}")
+        } else {
+            as_struct(members).struct_().json_encode()
+        };
+        let synced = if synced.is_empty() || !keeps_baselines {
+            null_str()
+        } else {
+            as_struct(synced).struct_().json_encode()
+        };
+        let mut wide = vec![payload.alias("payload"), synced.alias("synced")];
+        wide.extend(gather.finish(""));
+        let ok = col("problem").is_null();
+        parts.push(shape(
+            alone.with_columns(wide),
+            [
+                when(ok.clone())
+                    .then(lit("create"))
+                    .otherwise(lit("invalid")),
+                null_str(),
+                null_str(),
+                left,
+                right,
+                lit(name(receiver)),
+                col("changes"),
+                col("problem"),
+                when(ok.clone()).then(col("payload")).otherwise(null_str()),
+                when(ok).then(col("synced")).otherwise(null_str()),
+            ],
+            rows,
+        ));
+    }
+
     // Matched pairs, with both sides' values side by side (and the baseline):
     // gathered by their rows in the prepared frames.
+    // The key columns served matching only. The sides themselves are let go
+    // once gathered: only the pairs' rows are needed from here on.
     let [rows_a, rows_b] = &m.rows;
-    let mut pairs = a
-        .take(&IdxCa::from_vec("rows".into(), rows_a.clone()))?
-        .hstack(
-            b.take(&IdxCa::from_vec("rows".into(), rows_b.clone()))?
-                .columns(),
-        )?
+    let gather = |df: DataFrame, rows: &[IdxSize], p: &str| {
+        let keep: Vec<Column> = df
+            .columns()
+            .iter()
+            .filter(|c| !c.name().starts_with(&format!("{p}#key")))
+            .cloned()
+            .collect();
+        drop(df);
+        DataFrame::new_infer_height(keep)?.take(&IdxCa::from_vec("rows".into(), rows.to_vec()))
+    };
+    let mut pairs = gather(a, rows_a, "a")?
+        .hstack(gather(b, rows_b, "b")?.columns())?
         .hstack(m.keys.columns())?
         .lazy();
     if let Some(base) = baseline {
@@ -633,124 +759,6 @@ pub fn classify(
         ],
         pair_rows(),
     ));
-
-    // Records matched on neither side.
-    for side in SideIx::both() {
-        let p = prefix(side);
-        let id = format!("{p}_id");
-        let frame = if side == SideIx::A { a } else { b };
-        let alone = frame.filter(&m.alone[side as usize])?.lazy();
-        let (left, right) = if side == SideIx::A {
-            (col(id.as_str()), null_str())
-        } else {
-            (null_str(), col(id.as_str()))
-        };
-        let skip_col = col(format!("{p}_skip"));
-        let rows = if side == SideIx::A {
-            [col("a_row"), lit(NULL)]
-        } else {
-            [lit(NULL), col("b_row")]
-        };
-        parts.push(shape(
-            alone.clone().filter(skip_col.clone().is_not_null()),
-            [
-                lit("skipped"),
-                null_str(),
-                null_str(),
-                left.clone(),
-                right.clone(),
-                null_str(),
-                lit(NULL),
-                skip_col.clone(),
-                null_str(),
-                null_str(),
-            ],
-            rows.clone(),
-        ));
-        let alone = alone.filter(skip_col.is_null());
-        if !sends(spec.direction, side) {
-            parts.push(shape(
-                alone,
-                [
-                    lit("orphan"),
-                    null_str(),
-                    null_str(),
-                    left,
-                    right,
-                    null_str(),
-                    lit(NULL),
-                    lit(format!("only in {}", name(side))),
-                    null_str(),
-                    null_str(),
-                ],
-                rows.clone(),
-            ));
-            continue;
-        }
-        let receiver = side.other();
-        let mut gather = Gather::default();
-        let mut members = Vec::new();
-        let mut synced = Vec::new();
-        for f in spec
-            .fields
-            .iter()
-            .filter(|f| !f.ignore && f.path(receiver).is_some())
-        {
-            if !sends(spec.field_direction(f), side) {
-                continue;
-            }
-            let (w, problem) = want(f, side);
-            let problem = if f.required {
-                when(problem.clone().is_null().and(w.clone().is_null()))
-                    .then(lit(format!("required field `{}` is empty", f.name)))
-                    .otherwise(problem)
-            } else {
-                problem
-            };
-            members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
-            synced.push(text(w.clone()).alias(f.name.as_str()));
-            gather.push(Change {
-                when: w.clone().is_not_null().or(problem.clone().is_not_null()),
-                field: f.name.clone(),
-                before: null_str(),
-                after: w,
-                baseline: null_str(),
-                frag: null_str(),
-                problem,
-            });
-        }
-        let payload = if members.is_empty() {
-            lit("{}")
-        } else {
-            as_struct(members).struct_().json_encode()
-        };
-        let synced = if synced.is_empty() || !keeps_baselines {
-            null_str()
-        } else {
-            as_struct(synced).struct_().json_encode()
-        };
-        let mut wide = vec![payload.alias("payload"), synced.alias("synced")];
-        wide.extend(gather.finish(""));
-        let ok = col("problem").is_null();
-        parts.push(shape(
-            alone.with_columns(wide),
-            [
-                when(ok.clone())
-                    .then(lit("create"))
-                    .otherwise(lit("invalid")),
-                null_str(),
-                null_str(),
-                left,
-                right,
-                lit(name(receiver)),
-                col("changes"),
-                col("problem"),
-                when(ok.clone()).then(col("payload")).otherwise(null_str()),
-                when(ok).then(col("synced")).otherwise(null_str()),
-            ],
-            rows,
-        ));
-    }
 
     // Duplicates: every record of an ambiguous key value.
     // A key value's records together, in a fixed order.

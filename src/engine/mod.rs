@@ -118,7 +118,7 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
         pairs = matched.len(),
         "matched"
     );
-    let plan = classify::classify(spec, &a, &b, matched, inputs.baseline);
+    let plan = classify::classify(spec, a, b, matched, inputs.baseline);
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "classified");
     plan
 }
