@@ -36,6 +36,7 @@ impl Matched {
 const NONE: u32 = u32::MAX;
 
 /// One key value's records in the pools.
+#[derive(Clone, Copy)]
 struct Slot<'a> {
     value: &'a str,
     count: [u32; 2],
@@ -63,28 +64,33 @@ pub fn cascade(
     let frames = [a, b];
     let ids = [a.column(A_ID)?.str()?, b.column(B_ID)?.str()?];
     let link_values = link_keys(links, &ids);
-    let mut steps: Vec<(String, [Vec<Option<&str>>; 2])> = Vec::new();
+    // Each step's name, and its key columns (None: the links).
+    let mut steps: Vec<(String, Option<usize>)> = Vec::new();
     if !links.is_empty() {
-        steps.push((
-            "link".into(),
-            [0, 1].map(|s| link_values[s].iter().map(|v| v.as_deref()).collect()),
-        ));
+        steps.push(("link".into(), None));
     }
     for (i, k) in spec.keys.iter().enumerate() {
-        let mut sides = [Vec::new(), Vec::new()];
-        for (s, p) in ["a", "b"].into_iter().enumerate() {
-            let c = frames[s].column(&key_column(p, i))?.str()?;
-            sides[s] = c.iter().collect();
-        }
-        steps.push((k.name.clone(), sides));
+        steps.push((k.name.clone(), Some(i)));
     }
 
     let mut pool = pool;
     let mut pair_rows: [Vec<IdxSize>; 2] = [Vec::new(), Vec::new()];
     let mut pair_step: Vec<(usize, &str)> = Vec::new();
     let mut dups: Vec<Dup> = Vec::new();
-    let mut slots_of: Vec<Vec<Slot>> = Vec::new();
-    for (step, (_, keys)) in steps.iter().enumerate() {
+    // The slots of ambiguous key values, by step and slot, for the reasons.
+    let mut ambiguous: PlHashMap<(usize, u32), Slot> = PlHashMap::new();
+    for (step, (_, source)) in steps.iter().enumerate() {
+        let mut keys: [Vec<Option<&str>>; 2] = [Vec::new(), Vec::new()];
+        for (s, p) in ["a", "b"].into_iter().enumerate() {
+            keys[s] = match source {
+                None => link_values[s].iter().map(|v| v.as_deref()).collect(),
+                Some(i) => frames[s]
+                    .column(&key_column(p, *i))?
+                    .str()?
+                    .iter()
+                    .collect(),
+            };
+        }
         let live = pool.iter().map(|p| p.iter().filter(|x| **x).count()).sum();
         let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(live);
         let mut slots: Vec<Slot> = Vec::with_capacity(live);
@@ -119,6 +125,7 @@ pub fn cascade(
                 }
                 let slot = &slots[*at as usize];
                 if slot.count[0] > 1 || slot.count[1] > 1 {
+                    ambiguous.entry((step, *at)).or_insert(*slot);
                     dups.push(Dup {
                         side: s,
                         row: row as u32,
@@ -138,7 +145,6 @@ pub fn cascade(
                 pair_step.push((step, slot.value));
             }
         }
-        slots_of.push(slots);
     }
 
     let keys = DataFrame::new_infer_height(vec![
@@ -154,7 +160,7 @@ pub fn cascade(
             pair_step.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
         ),
     ])?;
-    let duplicates = duplicates(spec, &steps, &slots_of, &dups, &ids)?;
+    let duplicates = duplicates(spec, &steps, &ambiguous, &dups, &ids)?;
     let mut alone = pool.map(|p| vec![true; p.len()]);
     for s in 0..2 {
         for r in &pair_rows[s] {
@@ -199,8 +205,8 @@ fn link_keys(links: &[(String, String)], ids: &[&StringChunked; 2]) -> [Vec<Opti
 /// often it occurs on each side and lists the ids.
 fn duplicates(
     spec: &Spec,
-    steps: &[(String, [Vec<Option<&str>>; 2])],
-    slots_of: &[Vec<Slot>],
+    steps: &[(String, Option<usize>)],
+    ambiguous: &PlHashMap<(usize, u32), Slot>,
     dups: &[Dup],
     ids: &[&StringChunked; 2],
 ) -> PolarsResult<DataFrame> {
@@ -212,7 +218,7 @@ fn duplicates(
     }
     let mut reasons: PlHashMap<(usize, u32), String> = PlHashMap::with_capacity(listed.len());
     for ((step, at), mut list) in listed {
-        let slot = &slots_of[step][at as usize];
+        let slot = &ambiguous[&(step, at)];
         let mut text = format!("{} `{}` occurs ", steps[step].0, slot.value);
         for s in 0..2 {
             if s == 1 {
@@ -235,7 +241,7 @@ fn duplicates(
         side.push(["a", "b"][d.side]);
         id.push(ids[d.side].get(d.row as usize));
         key.push(steps[d.step].0.as_str());
-        value.push(slots_of[d.step][d.slot as usize].value);
+        value.push(ambiguous[&(d.step, d.slot)].value);
         reason.push(reasons.get(&(d.step, d.slot)).map(|r| r.as_str()));
     }
     DataFrame::new_infer_height(vec![
