@@ -160,14 +160,14 @@ pub fn plan_spec(
     let started = std::time::Instant::now();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (written, rendered) = std::thread::scope(|scope| {
-        let mut file_plan = plan.clone();
         let (dir, summary) = (&dir, &summary);
+        let plan = &plan;
         let writer = scope.spawn(move || {
-            let r = write_plan(dir, &mut file_plan, summary);
+            let r = write_plan(dir, plan, summary);
             tracing::debug!(seconds = started.elapsed().as_secs_f64(), "wrote the plan");
             r
         });
-        let rendered = render_all(dir, summary, &plan, &runs, spec.report_max_rows);
+        let rendered = render_all(dir, summary, plan, &runs, spec.report_max_rows);
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             "wrote the report"

@@ -1130,20 +1130,35 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
                 .and_then(|c| c.str().cloned())
         })
         .collect::<PolarsResult<_>>()?;
-    let mut w = csv::Writer::from_writer(Vec::with_capacity(long.height() * 64 + 128));
     let err = |e: csv::Error| PolarsError::ComputeError(format!("writing changes.csv: {e}").into());
-    w.write_record(names).map_err(err)?;
-    let mut its: Vec<_> = columns.iter().map(|c| c.iter()).collect();
-    let mut record: Vec<String> = Vec::with_capacity(names.len());
-    for _ in 0..long.height() {
-        record.clear();
-        for it in its.iter_mut() {
-            record.push(csv_safe(it.next().flatten().unwrap_or("")));
+    // The lines are formatted in parts on Polars' pool, then joined in order.
+    let lines = |from: usize, to: usize| -> PolarsResult<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::with_capacity((to - from) * 64));
+        let mut its: Vec<_> = columns
+            .iter()
+            .map(|c| c.slice(from as i64, to - from))
+            .collect();
+        let mut its: Vec<_> = its.iter_mut().map(|c| c.iter()).collect();
+        for _ in from..to {
+            for it in its.iter_mut() {
+                w.write_field(csv_safe(it.next().flatten().unwrap_or("")).as_bytes())
+                    .map_err(err)?;
+            }
+            w.write_record(None::<&[u8]>).map_err(err)?;
         }
-        w.write_record(&record).map_err(err)?;
-    }
-    w.into_inner()
-        .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))
+        w.into_inner()
+            .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))
+    };
+    let mut header = csv::Writer::from_writer(Vec::new());
+    header.write_record(names).map_err(err)?;
+    let mut out = header
+        .into_inner()
+        .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))?;
+    let n = long.height();
+    let (first, second) = polars_core::runtime::RAYON.join(|| lines(0, n / 2), || lines(n / 2, n));
+    out.extend_from_slice(&first?);
+    out.extend_from_slice(&second?);
+    Ok(out)
 }
 
 const STYLE: &str = r##"

@@ -40,10 +40,10 @@ pub fn render_all(
 /// Make a value safe for a CSV that a spreadsheet will open: a leading `=`,
 /// `+`, `-`, `@`, tab or carriage return would start a formula, so such
 /// values get a leading apostrophe.
-pub fn csv_safe(value: &str) -> String {
+pub fn csv_safe(value: &str) -> std::borrow::Cow<'_, str> {
     match value.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}"),
-        _ => value.to_string(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}").into(),
+        _ => value.into(),
     }
 }
 

@@ -101,7 +101,7 @@ fn report_of_100k_updates() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("reports/bench/20260101T000000.000Z");
     let started = Instant::now();
-    let mut plan = plan_of_updates(ROWS).unwrap();
+    let plan = plan_of_updates(ROWS).unwrap();
     let (counts, top_fields) = Summary::tally(&plan).unwrap();
     // Built from JSON, as `summary.json` is read: fields added later with a
     // serde default need no change here.
@@ -127,7 +127,7 @@ fn report_of_100k_updates() {
     }))
     .unwrap();
     assert_eq!(summary.count("update"), u64::from(ROWS));
-    write_plan(&dir, &mut plan, &summary).unwrap();
+    write_plan(&dir, &plan, &summary).unwrap();
     eprintln!(
         "generated a plan of {ROWS} updates in {:.1}s",
         started.elapsed().as_secs_f64()

@@ -72,7 +72,7 @@ fn plan_with_hostile_values(dir: &Path) -> (Summary, DataFrame, String) {
         "description" => [huge.as_str(), "short"],
     )
     .unwrap();
-    let mut plan = engine::plan(
+    let plan = engine::plan(
         &spec,
         Inputs {
             a: a.lazy(),
@@ -107,7 +107,7 @@ fn plan_with_hostile_values(dir: &Path) -> (Summary, DataFrame, String) {
         "plan": "plan.parquet",
     }))
     .unwrap();
-    write_plan(dir, &mut plan, &summary).unwrap();
+    write_plan(dir, &plan, &summary).unwrap();
     (summary, plan, huge)
 }
 
