@@ -339,6 +339,57 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
     }
 }
 
+/// Every injected 429 is waited out for as long as the vendor asked: MoySklad
+/// in milliseconds in a header, eAccounting in seconds in the message, on
+/// its token endpoint too.
+#[test]
+fn a_429_is_waited_out_as_the_vendor_asks() {
+    let s = serve(config(1200, "429=0.4".parse().unwrap()));
+    for (system, entity, id, field, told) in [
+        (
+            System::MoySklad,
+            "counterparty",
+            "id",
+            "name",
+            "waiting 200ms (X-Lognex-Retry-After header)",
+        ),
+        (
+            System::EAccounting,
+            "customers",
+            "Id",
+            "Name",
+            "waiting 1s (message body)",
+        ),
+    ] {
+        let d = Dir::new();
+        let (spec, env) = spec_for(&d, &s.em, system, entity, id, field, "w");
+        let before = s.em.stats().system(system).faults_429;
+        let started = std::time::Instant::now();
+        let o = recon(&d, &env, &["pull", spec.to_str().unwrap()]);
+        let took = started.elapsed();
+        assert!(o.status.success(), "{}", show(&o));
+        let injected = s.em.stats().system(system).faults_429 - before;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let waits = stderr
+            .lines()
+            .filter(|l| l.contains("HTTP 429") && l.contains(told))
+            .count() as u64;
+        assert!(injected > 0, "{system}: no 429 was injected");
+        assert_eq!(waits, injected, "{system}: one wait per 429\n{stderr}");
+        // Pages are fetched side by side, so waits may overlap: the pull
+        // lasts at least one of them.
+        let asked = if system == System::MoySklad { 0.2 } else { 1.0 };
+        assert!(
+            took.as_secs_f64() >= asked,
+            "{system}: {injected} waits of {asked}s took only {took:?}"
+        );
+        assert_eq!(
+            snapshot_ids(&d, "w").len(),
+            s.em.records(system, entity).len()
+        );
+    }
+}
+
 #[test]
 fn a_page_that_stays_malformed_fails_the_pull_and_writes_nothing() {
     let s = serve(config(30, "malformed=1.0".parse().unwrap()));

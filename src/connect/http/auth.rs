@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use reqwest::RequestBuilder;
+use reqwest::header::HeaderMap;
 use tokio::sync::Mutex;
 
-use super::profile::AuthSpec;
+use super::profile::{AuthSpec, RetryPolicy};
+use super::retry::{Failure, Verdict, decide, jitter};
 
 /// Secret values by secret name, with the environment variable each came from.
 #[derive(Clone)]
@@ -85,10 +87,18 @@ pub struct Authenticator {
     /// Where rotated refresh tokens are saved between runs.
     store: Option<PathBuf>,
     token_url: Option<String>,
+    /// How a refresh refused for load (429, 5xx) or lost in transit is tried again.
+    retry: RetryPolicy,
 }
 
 impl Authenticator {
-    pub fn new(spec: AuthSpec, secrets: Secrets, store: Option<PathBuf>, origin: &str) -> Self {
+    pub fn new(
+        spec: AuthSpec,
+        secrets: Secrets,
+        store: Option<PathBuf>,
+        origin: &str,
+        retry: RetryPolicy,
+    ) -> Self {
         let token_url = match &spec {
             AuthSpec::Oauth2Refresh { token_url } if token_url.starts_with('/') => {
                 Some(format!("{origin}{token_url}"))
@@ -105,6 +115,7 @@ impl Authenticator {
             secrets,
             store,
             token_url,
+            retry,
         }
     }
 
@@ -187,12 +198,53 @@ impl Authenticator {
             ("client_id", self.secrets.get("client_id")),
             ("client_secret", self.secrets.get("client_secret")),
         ];
-        let resp = client.post(&url).form(&form).send().await.map_err(|e| {
-            self.secrets
-                .redact(&format!("token refresh at {url} failed: {e}"))
-        })?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        // A refusal for load or a lost answer is tried again as the profile
+        // says: the server did not take the refresh token, so it still holds.
+        let mut attempt = 0;
+        let (status, body) = loop {
+            attempt += 1;
+            let (status, headers, text) = match client.post(&url).form(&form).send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    (Some(status), headers, resp.text().await.unwrap_or_default())
+                }
+                Err(e) => {
+                    tracing::debug!("{}", self.secrets.redact(&format!("token refresh: {e}")));
+                    (None, HeaderMap::new(), String::new())
+                }
+            };
+            let failure = match status {
+                Some(s) if s.is_success() || s.is_client_error() && s.as_u16() != 429 => {
+                    break (
+                        s,
+                        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+                    );
+                }
+                Some(s) => Failure::Status {
+                    status: s.as_u16(),
+                    headers: &headers,
+                    body: &text,
+                },
+                None => Failure::Transport,
+            };
+            match decide(&self.retry, failure, attempt, jitter(attempt)) {
+                Verdict::Retry { wait, reason } => {
+                    tracing::warn!("token refresh at {url}: {reason}; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Verdict::Fail => {
+                    return Err(self.secrets.redact(&match status {
+                        Some(s) => {
+                            format!("token refresh at {url} answered {s} after {attempt} tries")
+                        }
+                        None => format!(
+                            "token refresh at {url} failed: no response after {attempt} tries"
+                        ),
+                    }));
+                }
+            }
+        };
         if !status.is_success() {
             let why = body
                 .get("error_description")

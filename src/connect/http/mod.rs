@@ -25,7 +25,7 @@ use serde_json::Value;
 use self::auth::{Authenticator, Secrets};
 use self::limit::Limiter;
 use self::profile::{Changelog, Entity, Method, Pagination, Profile};
-use self::retry::{Failure, Verdict, decide};
+use self::retry::{Failure, Verdict, decide, jitter};
 use crate::spec::FieldPath;
 
 /// An HTTP side as a spec declares it.
@@ -128,6 +128,7 @@ impl Client {
                 secrets,
                 token_store,
                 &origin,
+                src.profile.retry.clone(),
             ),
             limiter: Limiter::new(src.profile.rate_limit),
             profile: src.profile.clone(),
@@ -716,13 +717,6 @@ pub enum PullError {
 pub enum Body {
     Json(Value),
     Form(Vec<(String, String)>),
-}
-
-fn jitter(attempt: u32) -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(attempt);
-    (h.finish() % 10_000) as f64 / 10_000.0
 }
 
 fn origin(base: &str) -> String {

@@ -74,6 +74,14 @@ pub fn decide(policy: &RetryPolicy, failure: Failure<'_>, attempt: u32, jitter: 
     }
 }
 
+/// A number in 0..1 that differs between tries and between clients.
+pub fn jitter(attempt: u32) -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(attempt);
+    (h.finish() % 10_000) as f64 / 10_000.0
+}
+
 fn status_name(f: Failure<'_>) -> String {
     match f {
         Failure::Status { status, .. } => status.to_string(),
