@@ -9,6 +9,9 @@
 //! in the prepared frames, so the pools are masks and pairs are positions:
 //! the frames are gathered, never joined, afterwards.
 
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 use polars::prelude::*;
 
 use super::{A_ID, B_ID, key_column};
@@ -79,36 +82,48 @@ pub fn cascade(
     let mut dups: Vec<Dup> = Vec::new();
     // The slots of ambiguous key values, by step and slot, for the reasons.
     let mut ambiguous: PlHashMap<(usize, u32), Slot> = PlHashMap::new();
+    let hasher = PlRandomState::default();
     for (step, (_, source)) in steps.iter().enumerate() {
-        let mut keys: [Vec<Option<&str>>; 2] = [Vec::new(), Vec::new()];
-        for (s, p) in ["a", "b"].into_iter().enumerate() {
-            keys[s] = match source {
-                None => link_values[s].iter().map(|v| v.as_deref()).collect(),
-                Some(i) => frames[s]
-                    .column(&key_column(p, *i))?
-                    .str()?
-                    .iter()
-                    .collect(),
-            };
-        }
-        let live = pool.iter().map(|p| p.iter().filter(|x| **x).count()).sum();
-        let mut index: PlHashMap<&str, u32> = PlHashMap::with_capacity(live);
-        let mut slots: Vec<Slot> = Vec::with_capacity(live);
-        let mut slot_of = [vec![NONE; keys[0].len()], vec![NONE; keys[1].len()]];
+        let live: [usize; 2] = [0, 1].map(|s| pool[s].iter().filter(|x| **x).count());
+        // A value has one slot, found through a table of slot numbers (four
+        // bytes a bucket). A key value usually occurs on both sides, so the
+        // larger side's count is a fair first guess of the slots needed.
+        let mut index: HashTable<u32> = HashTable::with_capacity(live[0].max(live[1]));
+        let mut slots: Vec<Slot> = Vec::with_capacity(live[0].max(live[1]));
+        let mut slot_of = [vec![NONE; ids[0].len()], vec![NONE; ids[1].len()]];
         for s in 0..2 {
-            for (row, key) in keys[s].iter().enumerate() {
+            // The step's key values, read in place.
+            let column;
+            let values: Box<dyn Iterator<Item = Option<&str>>> = match source {
+                None => Box::new(link_values[s].iter().map(|v| v.as_deref())),
+                Some(i) => {
+                    column = frames[s].column(&key_column(["a", "b"][s], *i))?.str()?;
+                    Box::new(column.iter())
+                }
+            };
+            for (row, key) in values.enumerate() {
                 let Some(value) = key else { continue };
                 if !pool[s][row] {
                     continue;
                 }
-                let at = *index.entry(value).or_insert_with(|| {
-                    slots.push(Slot {
-                        value,
-                        count: [0, 0],
-                        first: [NONE, NONE],
-                    });
-                    (slots.len() - 1) as u32
-                });
+                let hash = hasher.hash_one(value);
+                let at = match index.entry(
+                    hash,
+                    |at| slots[*at as usize].value == value,
+                    |at| hasher.hash_one(slots[*at as usize].value),
+                ) {
+                    hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
+                    hashbrown::hash_table::Entry::Vacant(e) => {
+                        let at = slots.len() as u32;
+                        slots.push(Slot {
+                            value,
+                            count: [0, 0],
+                            first: [NONE, NONE],
+                        });
+                        e.insert(at);
+                        at
+                    }
+                };
                 let slot = &mut slots[at as usize];
                 slot.count[s] += 1;
                 if slot.first[s] == NONE {
