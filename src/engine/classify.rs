@@ -414,12 +414,20 @@ fn synced_value(f: &Field, flows: &[(SideIx, Expr)]) -> Expr {
     e
 }
 
+/// How many matched pairs are compared at a time (see [`classify`]).
+pub(crate) const PAIRS_AT_ONCE: usize = 1 << 18;
+
+/// The plan rows of the prepared sides `a` and `b` once matched: records
+/// alone on a side, matched pairs compared field by field, and duplicates,
+/// sorted by class and then by the records' places in their snapshots.
+/// Matched pairs are compared `at_once` at a time.
 pub fn classify(
     spec: &Spec,
     a: DataFrame,
     b: DataFrame,
     m: Matched,
     baseline: Option<DataFrame>,
+    at_once: usize,
 ) -> PolarsResult<DataFrame> {
     let name = |s: SideIx| spec.side(s).name.clone();
     let mut parts: Vec<LazyFrame> = Vec::new();
@@ -556,12 +564,11 @@ pub fn classify(
         ));
     }
 
-    // Matched pairs, with both sides' values side by side (and the baseline):
-    // gathered by their rows in the prepared frames.
-    // The key columns served matching only. The sides themselves are let go
-    // once gathered: only the pairs' rows are needed from here on.
+    // Matched pairs, with both sides' values side by side (and the baseline),
+    // gathered by their rows in the prepared frames. The key columns served
+    // matching only.
     let [rows_a, rows_b] = &m.rows;
-    let gather = |df: DataFrame, rows: &[IdxSize], p: &str| {
+    let strip = |df: DataFrame, p: &str| {
         let keep: Vec<Column> = df
             .columns()
             .iter()
@@ -569,21 +576,42 @@ pub fn classify(
             .cloned()
             .collect();
         drop(df);
-        DataFrame::new_infer_height(keep)?.take(&IdxCa::from_vec("rows".into(), rows.to_vec()))
+        DataFrame::new_infer_height(keep)
     };
-    let mut pairs = gather(a, rows_a, "a")?
-        .hstack(gather(b, rows_b, "b")?.columns())?
-        .hstack(m.keys.columns())?
-        .lazy();
+    let (a, b) = (strip(a, "a")?, strip(b, "b")?);
+    let take =
+        |df: &DataFrame, rows: &[IdxSize]| df.take(&IdxCa::from_vec("rows".into(), rows.to_vec()));
+    // What a pair holds besides the sides' values: the key that matched it
+    // and its baseline, one row per pair in the pairs' order.
+    let mut extra = m.keys;
     if let Some(base) = baseline {
-        pairs = pairs
-            .join(
-                base.lazy().with_column(lit(true).alias("has_base")),
-                [col(A_ID), col(B_ID)],
-                [col(A_ID), col(B_ID)],
-                JoinArgs::new(JoinType::Left),
+        let ids = DataFrame::new_infer_height(vec![
+            take(&a.select([A_ID])?, rows_a)?.column(A_ID)?.clone(),
+            take(&b.select([B_ID])?, rows_b)?.column(B_ID)?.clone(),
+        ])?;
+        let key = [col(A_ID), col(B_ID)];
+        let base = base
+            .lazy()
+            .unique(
+                Some(polars::prelude::Selector::ByName {
+                    names: std::sync::Arc::new([A_ID.into(), B_ID.into()]),
+                    strict: true,
+                }),
+                UniqueKeepStrategy::First,
             )
-            .with_column(col("has_base").fill_null(lit(false)));
+            .with_column(lit(true).alias("has_base"));
+        let aligned = ids
+            .lazy()
+            .with_row_index("~pair", None)
+            .join(base, key.clone(), key, JoinArgs::new(JoinType::Left))
+            .sort(["~pair"], SortMultipleOptions::default())
+            .drop(polars::prelude::Selector::ByName {
+                names: std::sync::Arc::new(["~pair".into(), A_ID.into(), B_ID.into()]),
+                strict: true,
+            })
+            .with_column(col("has_base").fill_null(lit(false)))
+            .collect()?;
+        extra = extra.hstack(aligned.columns())?;
     }
 
     // Per pair: the changes each side receives, and the conflicts.
@@ -665,7 +693,40 @@ pub fn classify(
     wide.extend(to_b.finish("b>"));
     let has_conflicts = !conflicts.is_empty();
     wide.extend(conflicts.finish("c>"));
-    let pairs = pairs.with_columns(wide).collect()?;
+    // The pairs are worked out a slice at a time: a slice's side values are
+    // let go once its plan columns are computed, so the sides' values are
+    // never gathered for all pairs at once.
+    let mut needed: Vec<Expr> = [A_ID, B_ID, "a_skip", "b_skip", "a_row", "b_row"]
+        .into_iter()
+        .chain(["key", "key_value", "synced"])
+        .map(col)
+        .collect();
+    for p in ["a>", "b>", "c>"] {
+        for n in ["changes", "frag", "problem"] {
+            needed.push(col(format!("{p}{n}")));
+        }
+    }
+    let n = rows_a.len();
+    let mut pairs: Option<DataFrame> = None;
+    for start in (0..n.max(1)).step_by(at_once) {
+        let end = (start + at_once).min(n);
+        let slice = take(&a, &rows_a[start..end])?
+            .hstack(take(&b, &rows_b[start..end])?.columns())?
+            .hstack(extra.slice(start as i64, end - start).columns())?;
+        let done = slice
+            .lazy()
+            .with_columns(wide.clone())
+            .select(needed.clone())
+            .collect()?;
+        match &mut pairs {
+            Some(p) => {
+                p.vstack_mut_owned(done)?;
+            }
+            None => pairs = Some(done),
+        }
+    }
+    drop((a, b, extra));
+    let pairs = pairs.expect("at least one slice");
 
     let skip = when(col("a_skip").is_not_null())
         .then(col("a_skip"))

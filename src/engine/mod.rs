@@ -86,6 +86,12 @@ pub fn baseline_frame(
 
 /// Compute the plan: one row per action (see `docs/plan.md`).
 pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
+    plan_sliced(spec, inputs, classify::PAIRS_AT_ONCE)
+}
+
+/// [`plan`], comparing the matched pairs `at_once` at a time: a smaller
+/// slice holds less memory and costs more passes. The plan is the same.
+pub fn plan_sliced(spec: &Spec, inputs: Inputs, at_once: usize) -> PolarsResult<DataFrame> {
     let started = std::time::Instant::now();
     let a = prepare(spec, inputs.a, SideIx::A, &inputs.refs)?.collect()?;
     let b = prepare(spec, inputs.b, SideIx::B, &inputs.refs)?.collect()?;
@@ -118,7 +124,7 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
         pairs = matched.len(),
         "matched"
     );
-    let plan = classify::classify(spec, a, b, matched, inputs.baseline);
+    let plan = classify::classify(spec, a, b, matched, inputs.baseline, at_once.max(1));
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "classified");
     plan
 }

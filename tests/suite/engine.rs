@@ -855,32 +855,44 @@ fn run_with(
     baseline: &[(&str, &str, &str)],
     refs: &[(&str, Vec<(&str, &str)>)],
 ) -> Vec<Row> {
+    rows(&plan_with(spec, a, b, baseline, refs, None))
+}
+
+/// The plan, with the matched pairs compared `at_once` at a time if given.
+fn plan_with(
+    spec: &Spec,
+    a: LazyFrame,
+    b: LazyFrame,
+    baseline: &[(&str, &str, &str)],
+    refs: &[(&str, Vec<(&str, &str)>)],
+    at_once: Option<usize>,
+) -> DataFrame {
     let base: Vec<(String, String, String)> = baseline
         .iter()
         .map(|(l, r, j)| (l.to_string(), r.to_string(), j.to_string()))
         .collect();
-    let df = engine::plan(
-        spec,
-        Inputs {
-            a,
-            b,
-            links: vec![],
-            baseline: engine::baseline_frame(spec, &base).unwrap(),
-            refs: refs
-                .iter()
-                .map(|(f, l)| {
-                    (
-                        f.to_string(),
-                        l.iter()
-                            .map(|(x, y)| (x.to_string(), y.to_string()))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        },
-    )
-    .unwrap();
-    rows(&df)
+    let inputs = Inputs {
+        a,
+        b,
+        links: vec![],
+        baseline: engine::baseline_frame(spec, &base).unwrap(),
+        refs: refs
+            .iter()
+            .map(|(f, l)| {
+                (
+                    f.to_string(),
+                    l.iter()
+                        .map(|(x, y)| (x.to_string(), y.to_string()))
+                        .collect(),
+                )
+            })
+            .collect(),
+    };
+    match at_once {
+        Some(n) => engine::plan_sliced(spec, inputs, n),
+        None => engine::plan(spec, inputs),
+    }
+    .unwrap()
 }
 
 #[test]
@@ -912,7 +924,11 @@ fn with_a_baseline_one_sided_changes_flow_and_two_sided_ones_conflict() {
         // Pair 2: both changed zip, to different values: a conflict.
         ("2", "y", r#"{"email":"b@x","city":"Bari","zip":"70122"}"#),
     ];
-    let rows = run_with(&s, a, b, &base, &[]);
+    let whole = plan_with(&s, a.clone(), b.clone(), &base, &[], None);
+    // Pairs compared one at a time meet the same baselines.
+    let one_by_one = plan_with(&s, a, b, &base, &[], Some(1));
+    assert!(whole.equals_missing(&one_by_one), "{whole}\n{one_by_one}");
+    let rows = rows(&whole);
     let to_erp = rows
         .iter()
         .find(|r| r.left.as_deref() == Some("1") && r.receiver.as_deref() == Some("erp"))

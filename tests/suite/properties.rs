@@ -1,5 +1,6 @@
 //! Properties of the engine on generated data: a side planned against
-//! itself is unchanged, and applying a plan's creates and updates converges.
+//! itself is unchanged, comparing pairs in slices changes nothing, and
+//! applying a plan's creates and updates converges.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -82,17 +83,17 @@ fn frame(spec: &Spec, records: &[(String, Record)]) -> LazyFrame {
 }
 
 fn plan(spec: &Spec, a: &[(String, Record)], b: &[(String, Record)]) -> DataFrame {
-    engine::plan(
-        spec,
-        Inputs {
-            a: frame(spec, a),
-            b: frame(spec, b),
-            links: vec![],
-            baseline: None,
-            refs: Default::default(),
-        },
-    )
-    .unwrap()
+    engine::plan(spec, inputs(spec, a, b)).unwrap()
+}
+
+fn inputs(spec: &Spec, a: &[(String, Record)], b: &[(String, Record)]) -> Inputs {
+    Inputs {
+        a: frame(spec, a),
+        b: frame(spec, b),
+        links: vec![],
+        baseline: None,
+        refs: Default::default(),
+    }
 }
 
 fn col_strings(df: &DataFrame, n: &str) -> Vec<Option<String>> {
@@ -202,6 +203,14 @@ proptest! {
         let classes = col_strings(&df, "class");
         prop_assert!(classes.iter().all(|c| c.as_deref() == Some("unchanged")), "{df}");
         prop_assert_eq!(classes.len(), a.len());
+    }
+
+    #[test]
+    fn comparing_pairs_in_slices_gives_the_same_plan((a, b) in sides(), at_once in 1usize..4) {
+        let s = spec();
+        let whole = plan(&s, &a, &b);
+        let sliced = engine::plan_sliced(&s, inputs(&s, &a, &b), at_once).unwrap();
+        prop_assert!(whole.equals_missing(&sliced), "{whole}\n{sliced}");
     }
 
     #[test]
