@@ -138,6 +138,7 @@ pub fn plan_spec(
     .map_err(|e| anyhow!("computing the plan: {e}"))?;
     tracing::debug!(rows = plan.height(), "plan computed");
     let (counts, top_fields) = Summary::tally(&plan)?;
+    tracing::debug!("tallied the plan");
     let run_id = super::stamp(now);
     let dir = home.join("reports").join(&spec.name).join(&run_id);
     let summary = Summary {

@@ -16,7 +16,7 @@ use polars::prelude::*;
 
 use crate::spec::{FieldType, FilterRule, Normalizer, SideIx, Spec, expr::CmpOp, expr::Value};
 
-pub use classify::PLAN_COLUMNS;
+pub use classify::{PLAN_COLUMNS, changes_dtype};
 
 /// Every class a plan row can have, in report order.
 pub const CLASSES: [&str; 8] = [

@@ -14,6 +14,7 @@ use std::time::Duration;
 use polars::prelude::*;
 use similar::{ChangeTag, TextDiff};
 
+use super::changes::{ChangeLists, Entry};
 use super::{Summary, csv_safe};
 use crate::engine::CLASSES;
 use crate::ledger::Run;
@@ -185,13 +186,26 @@ fn strings(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<String>>> {
 
 /// The first `max` rows of a class, with their changes.
 fn class_rows(plan: &DataFrame, class: &str, max: usize) -> PolarsResult<Vec<Row>> {
-    let head = plan
-        .clone()
-        .lazy()
-        .filter(col("class").eq(lit(class)))
-        .slice(0, max as IdxSize)
-        .with_row_index("row", None)
-        .collect()?;
+    // The rows are found by their class alone, then only they are taken:
+    // filtering the whole plan would copy every change list of the class.
+    let at: Vec<IdxSize> = plan
+        .column("class")?
+        .str()?
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| *c == Some(class))
+        .take(max)
+        .map(|(i, _)| i as IdxSize)
+        .collect();
+    // Column by column on this thread: the plan file is being encoded on
+    // Polars' pool meanwhile, and a parallel take would wait for it.
+    let at = IdxCa::from_vec("at".into(), at);
+    let head = DataFrame::new_infer_height(
+        plan.columns()
+            .iter()
+            .map(|c| c.take(&at))
+            .collect::<PolarsResult<Vec<_>>>()?,
+    )?;
     let mut rows: Vec<Row> = {
         let cols: Vec<Vec<Option<String>>> = [
             "key",
@@ -222,30 +236,17 @@ fn class_rows(plan: &DataFrame, class: &str, max: usize) -> PolarsResult<Vec<Row
             })
             .collect()
     };
-    let long = head
-        .lazy()
-        .select([col("row"), col("changes")])
-        .explode(
-            cols(["changes"]),
-            ExplodeOptions {
-                empty_as_null: false,
-                keep_nulls: false,
-            },
-        )
-        .unnest(cols(["changes"]), None)
-        .collect()?;
-    let ix = long.column("row")?.cast(&DataType::UInt64)?;
-    let fields = strings(&long, "field")?;
-    let befores = strings(&long, "before")?;
-    let afters = strings(&long, "after")?;
-    for (((i, field), before), after) in ix.u64()?.iter().zip(fields).zip(befores).zip(afters) {
-        if let Some(row) = i.and_then(|i| rows.get_mut(i as usize)) {
-            row.changes.push(Change {
-                field: field.unwrap_or_default(),
-                before,
-                after,
-            });
-        }
+    let changes = head.column("changes")?.list()?.rechunk();
+    let changes = ChangeLists::new(&changes)?;
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.changes = changes
+            .row(i)
+            .map(|(field, before, after)| Change {
+                field: field.unwrap_or_default().to_string(),
+                before: before.map(str::to_string),
+                after: after.map(str::to_string),
+            })
+            .collect();
     }
     Ok(rows)
 }
@@ -1098,53 +1099,57 @@ pub fn render_html(
 /// `unchanged` (rows without field changes, such as duplicates, get one line
 /// with their reason). Every cell passes through [`csv_safe`].
 pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
-    let long = plan
-        .clone()
-        .lazy()
-        .filter(col("class").neq(lit("unchanged")))
-        .select([
-            col("class"),
-            col("left_id"),
-            col("right_id"),
-            col("receiver"),
-            col("changes"),
-            col("reason"),
-        ])
-        .explode(
-            cols(["changes"]),
-            ExplodeOptions {
-                empty_as_null: true,
-                keep_nulls: true,
-            },
-        )
-        .unnest(cols(["changes"]), None)
-        .collect()?;
+    let text = |n: &str| -> PolarsResult<StringChunked> {
+        Ok(plan
+            .column(n)?
+            .cast(&DataType::String)?
+            .str()?
+            .rechunk()
+            .into_owned())
+    };
+    // One line per changed field; a row without changes (a duplicate, an
+    // orphan) gets one line with the field left empty.
+    let [class, left, right, receiver, reason] =
+        ["class", "left_id", "right_id", "receiver", "reason"].map(text);
+    let (class, left, right, receiver, reason) = (class?, left?, right?, receiver?, reason?);
+    let changes = plan.column("changes")?.list()?.rechunk();
+    let changes = ChangeLists::new(&changes)?;
     let names = [
         "class", "left_id", "right_id", "receiver", "field", "before", "after", "reason",
     ];
-    let columns: Vec<StringChunked> = names
-        .iter()
-        .map(|n| {
-            long.column(n)
-                .and_then(|c| c.cast(&DataType::String))
-                .and_then(|c| c.str().cloned())
-        })
-        .collect::<PolarsResult<_>>()?;
     let err = |e: csv::Error| PolarsError::ComputeError(format!("writing changes.csv: {e}").into());
-    // The lines are formatted in parts on Polars' pool, then joined in order.
     let lines = |from: usize, to: usize| -> PolarsResult<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::with_capacity((to - from) * 64));
-        let mut its: Vec<_> = columns
-            .iter()
-            .map(|c| c.slice(from as i64, to - from))
-            .collect();
-        let mut its: Vec<_> = its.iter_mut().map(|c| c.iter()).collect();
-        for _ in from..to {
-            for it in its.iter_mut() {
-                w.write_field(csv_safe(it.next().flatten().unwrap_or("")).as_bytes())
+        let mut w = csv::Writer::from_writer(Vec::with_capacity((to - from) * 96));
+        let line = |w: &mut csv::Writer<Vec<u8>>, row: usize, change: Entry<'_>| {
+            let (field, before, after) = change;
+            let cells = [
+                class.get(row),
+                left.get(row),
+                right.get(row),
+                receiver.get(row),
+                field,
+                before,
+                after,
+                reason.get(row),
+            ];
+            for c in cells {
+                w.write_field(csv_safe(c.unwrap_or("")).as_bytes())
                     .map_err(err)?;
             }
-            w.write_record(None::<&[u8]>).map_err(err)?;
+            w.write_record(None::<&[u8]>).map_err(err)
+        };
+        for row in from..to {
+            if class.get(row) == Some("unchanged") {
+                continue;
+            }
+            let mut any = false;
+            for change in changes.row(row) {
+                any = true;
+                line(&mut w, row, change)?;
+            }
+            if !any {
+                line(&mut w, row, (None, None, None))?;
+            }
         }
         w.into_inner()
             .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))
@@ -1154,9 +1159,17 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
     let mut out = header
         .into_inner()
         .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))?;
-    let n = long.height();
-    let (first, second) = polars_core::runtime::RAYON.join(|| lines(0, n / 2), || lines(n / 2, n));
-    out.extend_from_slice(&first?);
+    // In two halves, one on a thread of its own: Polars' pool is busy
+    // encoding the plan file meanwhile.
+    let n = plan.height();
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| lines(0, n / 2));
+        let second = lines(n / 2, n);
+        (first.join(), second)
+    });
+    out.extend_from_slice(
+        &first.map_err(|_| polars_err!(ComputeError: "writing changes.csv failed"))??,
+    );
     out.extend_from_slice(&second?);
     Ok(out)
 }

@@ -2,6 +2,7 @@
 //! summary, the Parquet plan itself). Their schemas are in `docs/plan.md`.
 
 mod apply;
+mod changes;
 mod html;
 mod summary;
 

@@ -2,7 +2,6 @@
 //! inputs, for machines) and `summary.md` (for a chat message or a pull
 //! request). Field by field in `docs/plan.md`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -62,48 +61,31 @@ impl Summary {
 
     /// Counts and top fields computed from a plan frame.
     pub fn tally(plan: &DataFrame) -> PolarsResult<(Counts, Vec<(String, u64)>)> {
-        let counts = plan
-            .clone()
-            .lazy()
-            .group_by([col("class")])
-            .agg([len().alias("n")])
-            .collect()?;
-        let mut by: BTreeMap<String, u64> = BTreeMap::new();
-        let classes = counts.column("class")?.str()?;
-        let ns = counts.column("n")?.cast(&DataType::UInt64)?;
-        for (c, n) in classes.iter().zip(ns.u64()?.iter()) {
-            by.insert(c.unwrap_or_default().to_string(), n.unwrap_or(0));
+        // One walk over the classes, and over the updates' change lists in
+        // place: how many rows per class, how often each field is updated.
+        let classes = plan.column("class")?.str()?.rechunk();
+        let changes = plan.column("changes")?.list()?.rechunk();
+        let changes = super::changes::ChangeLists::new(&changes)?;
+        let mut by: PlHashMap<&str, u64> = PlHashMap::new();
+        let mut fields: PlHashMap<&str, u64> = PlHashMap::new();
+        for (row, class) in classes.iter().enumerate() {
+            let class = class.unwrap_or_default();
+            *by.entry(class).or_default() += 1;
+            if class == "update" {
+                for (field, _, _) in changes.row(row) {
+                    *fields.entry(field.unwrap_or_default()).or_default() += 1;
+                }
+            }
         }
         let mut map = serde_json::Map::new();
         for c in CLASSES {
             map.insert(c.into(), by.get(c).copied().unwrap_or(0).into());
         }
-        let fields = plan
-            .clone()
-            .lazy()
-            .filter(col("class").eq(lit("update")))
-            .select([col("changes")
-                .explode(ExplodeOptions {
-                    empty_as_null: false,
-                    keep_nulls: false,
-                })
-                .struct_()
-                .field_by_name("field")
-                .alias("field")])
-            .group_by([col("field")])
-            .agg([len().alias("n")])
-            .sort_by_exprs(
-                [col("n"), col("field")],
-                SortMultipleOptions::default().with_order_descending_multi([true, false]),
-            )
-            .collect()?;
-        let names = fields.column("field")?.str()?;
-        let ns = fields.column("n")?.cast(&DataType::UInt64)?;
-        let top = names
-            .iter()
-            .zip(ns.u64()?.iter())
-            .map(|(f, n)| (f.unwrap_or_default().to_string(), n.unwrap_or(0)))
+        let mut top: Vec<(String, u64)> = fields
+            .into_iter()
+            .map(|(f, n)| (f.to_string(), n))
             .collect();
+        top.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
         Ok((map, top))
     }
 
