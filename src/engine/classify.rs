@@ -851,27 +851,45 @@ pub fn classify(
     // and held half a gigabyte more.
     // Each class in the order of the snapshots' records. Changes are still
     // packed text here (see `pack`) and become the plan's list last.
-    let rows = concat(parts, UnionArgs::default())?.collect()?;
+    let mut rows = concat(parts, UnionArgs::default())?.collect()?;
     let started = std::time::Instant::now();
-    let plan = rows
+    // The order is worked out on the sort keys alone; then each column is
+    // put in that order and its unsorted self let go (two columns at a
+    // time, on two cores), so that the rows are never held twice.
+    let order = rows
+        .select(["class", "~a_row", "~b_row", "receiver"])?
         .lazy()
+        .with_row_index("~at", None)
         .sort(
             ["class", "~a_row", "~b_row", "receiver"],
             SortMultipleOptions::default()
                 .with_nulls_last(true)
                 .with_maintain_order(true),
         )
-        .select(PLAN_COLUMNS.map(col))
-        .with_column(col("changes").map(
-            |c: Column| unpack(&c).map(Column::from),
-            |_, f| {
-                Ok(polars::prelude::Field::new(
-                    f.name().clone(),
-                    changes_dtype(),
-                ))
-            },
-        ))
-        .collect();
+        .select([col("~at")])
+        .collect()?;
+    let order = order.column("~at")?.idx()?.clone();
+    let unsorted = PLAN_COLUMNS
+        .iter()
+        .map(|name| rows.drop_in_place(name))
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    drop(rows);
+    let columns = polars_core::runtime::RAYON.install(|| {
+        use rayon::prelude::*;
+        unsorted
+            .into_par_iter()
+            .map(|unsorted| {
+                let sorted = unsorted.take(&order)?;
+                drop(unsorted);
+                if sorted.name() == "changes" {
+                    Ok(Column::from(unpack(&sorted)?))
+                } else {
+                    Ok(sorted)
+                }
+            })
+            .collect::<PolarsResult<Vec<Column>>>()
+    })?;
+    let plan = DataFrame::new_infer_height(columns);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "sorted the plan rows"
