@@ -93,8 +93,13 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
 /// slice holds less memory and costs more passes. The plan is the same.
 pub fn plan_sliced(spec: &Spec, inputs: Inputs, at_once: usize) -> PolarsResult<DataFrame> {
     let started = std::time::Instant::now();
-    let a = prepare(spec, inputs.a, SideIx::A, &inputs.refs)?.collect()?;
-    let b = prepare(spec, inputs.b, SideIx::B, &inputs.refs)?.collect()?;
+    // Both sides at once: each is read and normalized in steps that leave a
+    // core idle now and then, which the other side's steps fill.
+    let (a, b) = polars_core::runtime::RAYON.join(
+        || prepare(spec, inputs.a, SideIx::A, &inputs.refs)?.collect(),
+        || prepare(spec, inputs.b, SideIx::B, &inputs.refs)?.collect(),
+    );
+    let (a, b) = (a?, b?);
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         rows_a = a.height(),
