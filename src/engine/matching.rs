@@ -10,9 +10,12 @@
 //! the frames are gathered, never joined, afterwards.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use polars::prelude::*;
+use polars_arrow::array::Utf8ViewArray;
 
 use super::{A_ID, B_ID, key_column};
 use crate::spec::Spec;
@@ -55,6 +58,140 @@ struct Dup {
     slot: u32,
 }
 
+/// One side's key values for a step, by row.
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    Column(&'a Utf8ViewArray),
+    Links(&'a [Option<String>]),
+}
+
+impl<'a> Keys<'a> {
+    fn column(ca: &'a StringChunked) -> PolarsResult<Self> {
+        let mut chunks = ca.downcast_iter();
+        match (chunks.next(), chunks.next()) {
+            (Some(arr), None) => Ok(Keys::Column(arr)),
+            _ => Err(polars_err!(ComputeError: "a key column is not in one chunk")),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Keys::Column(a) => a.len(),
+            Keys::Links(l) => l.len(),
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<&'a str> {
+        match self {
+            Keys::Column(a) => a.get(row),
+            Keys::Links(l) => l[row].as_deref(),
+        }
+    }
+}
+
+/// A row without a key value in the pool.
+const NO_KEY: u64 = u64::MAX;
+
+/// One key step's slots, and each pooled row's slot (`NONE` for the rest).
+///
+/// The values are split by a few bits of their hash into one part per
+/// thread of Polars' pool, and each part is indexed on its own thread: a
+/// value's records all land in the same part. Slots come out part by part,
+/// each part's in the order of the rows.
+fn index_step<'a>(
+    keys: &[Keys<'a>; 2],
+    pool: &[Vec<bool>; 2],
+    hasher: &PlRandomState,
+) -> (Vec<Slot<'a>>, [Vec<u32>; 2]) {
+    use rayon::prelude::*;
+    let runtime = &polars_core::runtime::RAYON;
+    let parts = runtime
+        .current_num_threads()
+        .clamp(1, 16)
+        .next_power_of_two();
+    // Bits away from those hashbrown uses for the bucket and the tag.
+    let part = |h: u64| ((h >> 40) as usize) & (parts - 1);
+    let hashes: [Vec<u64>; 2] = [0, 1].map(|s| {
+        runtime.install(|| {
+            (0..keys[s].len())
+                .into_par_iter()
+                .map(|row| match keys[s].get(row) {
+                    Some(v) if pool[s][row] => hasher.hash_one(v).min(NO_KEY - 1),
+                    _ => NO_KEY,
+                })
+                .collect()
+        })
+    });
+    let live = [0, 1].map(|s| hashes[s].iter().filter(|h| **h != NO_KEY).count());
+    // A key value usually occurs on both sides, so the larger side's count
+    // is a fair first guess of the slots needed.
+    let guess = live[0].max(live[1]) / parts + 1;
+    let slot_of = [0, 1].map(|s| {
+        (0..keys[s].len())
+            .map(|_| AtomicU32::new(NONE))
+            .collect::<Vec<_>>()
+    });
+    let found: Vec<Vec<Slot<'a>>> = runtime.install(|| {
+        (0..parts)
+            .into_par_iter()
+            .map(|p| {
+                let mut index: HashTable<u32> = HashTable::with_capacity(guess);
+                let mut slots: Vec<Slot<'a>> = Vec::with_capacity(guess);
+                for s in 0..2 {
+                    for (row, &hash) in hashes[s].iter().enumerate() {
+                        if hash == NO_KEY || part(hash) != p {
+                            continue;
+                        }
+                        let value = keys[s].get(row).expect("a hashed row has a key");
+                        let at = match index.entry(
+                            hash,
+                            |at| slots[*at as usize].value == value,
+                            |at| hasher.hash_one(slots[*at as usize].value).min(NO_KEY - 1),
+                        ) {
+                            Entry::Occupied(e) => *e.get(),
+                            Entry::Vacant(e) => {
+                                let at = slots.len() as u32;
+                                slots.push(Slot {
+                                    value,
+                                    count: [0, 0],
+                                    first: [NONE, NONE],
+                                });
+                                e.insert(at);
+                                at
+                            }
+                        };
+                        let slot = &mut slots[at as usize];
+                        slot.count[s] += 1;
+                        if slot.first[s] == NONE {
+                            slot.first[s] = row as u32;
+                        }
+                        slot_of[s][row].store(at, Ordering::Relaxed);
+                    }
+                }
+                slots
+            })
+            .collect()
+    });
+    // Number the slots across the parts.
+    let mut base = Vec::with_capacity(parts);
+    let mut total = 0u32;
+    for f in &found {
+        base.push(total);
+        total += f.len() as u32;
+    }
+    let slot_of = [0, 1].map(|s| {
+        slot_of[s]
+            .iter()
+            .zip(&hashes[s])
+            .map(|(at, &hash)| match at.load(Ordering::Relaxed) {
+                NONE => NONE,
+                at => base[part(hash)] + at,
+            })
+            .collect()
+    });
+    (found.into_iter().flatten().collect(), slot_of)
+}
+
 /// Match the prepared frames `a` and `b` through `links` (A id, B id) and
 /// the spec's keys. `pool` says, per side, which rows may match at all.
 pub fn cascade(
@@ -76,6 +213,16 @@ pub fn cascade(
         steps.push((k.name.clone(), Some(i)));
     }
 
+    // The key values, each side's in one piece so that rows can be read
+    // by position from several threads.
+    let mut key_columns: Vec<[StringChunked; 2]> = Vec::with_capacity(spec.keys.len());
+    for i in 0..spec.keys.len() {
+        let column = |s: usize| -> PolarsResult<StringChunked> {
+            let c = frames[s].column(&key_column(["a", "b"][s], i))?.str()?;
+            Ok(c.rechunk().into_owned())
+        };
+        key_columns.push([column(0)?, column(1)?]);
+    }
     let mut pool = pool;
     let mut pair_rows: [Vec<IdxSize>; 2] = [Vec::new(), Vec::new()];
     let mut pair_step: Vec<(usize, &str)> = Vec::new();
@@ -84,55 +231,14 @@ pub fn cascade(
     let mut ambiguous: PlHashMap<(usize, u32), Slot> = PlHashMap::new();
     let hasher = PlRandomState::default();
     for (step, (_, source)) in steps.iter().enumerate() {
-        let live: [usize; 2] = [0, 1].map(|s| pool[s].iter().filter(|x| **x).count());
-        // A value has one slot, found through a table of slot numbers (four
-        // bytes a bucket). A key value usually occurs on both sides, so the
-        // larger side's count is a fair first guess of the slots needed.
-        let mut index: HashTable<u32> = HashTable::with_capacity(live[0].max(live[1]));
-        let mut slots: Vec<Slot> = Vec::with_capacity(live[0].max(live[1]));
-        let mut slot_of = [vec![NONE; ids[0].len()], vec![NONE; ids[1].len()]];
-        for s in 0..2 {
-            // The step's key values, read in place.
-            let column;
-            let values: Box<dyn Iterator<Item = Option<&str>>> = match source {
-                None => Box::new(link_values[s].iter().map(|v| v.as_deref())),
-                Some(i) => {
-                    column = frames[s].column(&key_column(["a", "b"][s], *i))?.str()?;
-                    Box::new(column.iter())
-                }
-            };
-            for (row, key) in values.enumerate() {
-                let Some(value) = key else { continue };
-                if !pool[s][row] {
-                    continue;
-                }
-                let hash = hasher.hash_one(value);
-                let at = match index.entry(
-                    hash,
-                    |at| slots[*at as usize].value == value,
-                    |at| hasher.hash_one(slots[*at as usize].value),
-                ) {
-                    hashbrown::hash_table::Entry::Occupied(e) => *e.get(),
-                    hashbrown::hash_table::Entry::Vacant(e) => {
-                        let at = slots.len() as u32;
-                        slots.push(Slot {
-                            value,
-                            count: [0, 0],
-                            first: [NONE, NONE],
-                        });
-                        e.insert(at);
-                        at
-                    }
-                };
-                let slot = &mut slots[at as usize];
-                slot.count[s] += 1;
-                if slot.first[s] == NONE {
-                    slot.first[s] = row as u32;
-                }
-                slot_of[s][row] = at;
+        let keys: [Keys; 2] = match source {
+            None => [0, 1].map(|s| Keys::Links(&link_values[s])),
+            Some(i) => {
+                let [a, b] = &key_columns[*i];
+                [Keys::column(a)?, Keys::column(b)?]
             }
-        }
-        drop(index);
+        };
+        let (slots, slot_of) = index_step(&keys, &pool, &hasher);
         for s in 0..2 {
             for (row, at) in slot_of[s].iter().enumerate() {
                 if *at == NONE {
