@@ -317,14 +317,17 @@ fn words(class: &str, receiver: &str, sender: &str) -> Words {
 /// Every side name that receives a create or an update in this plan, or the
 /// receiving side named by the direction when the plan writes nothing.
 fn receivers(plan: &DataFrame, summary: &Summary) -> PolarsResult<Vec<String>> {
-    let r = plan
-        .clone()
-        .lazy()
-        .filter(col("receiver").is_not_null())
-        .select([col("receiver").unique_stable()])
-        .collect()?;
-    let mut out: Vec<String> = strings(&r, "receiver")?.into_iter().flatten().collect();
-    out.sort();
+    // Read in place: a lazy query would wait for Polars' pool, busy
+    // encoding the plan file meanwhile.
+    let mut out: Vec<String> = plan
+        .column("receiver")?
+        .str()?
+        .iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<&str>>()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
     if out.is_empty()
         && let Some((_, to)) = summary.direction.split_once(" -> ")
     {
