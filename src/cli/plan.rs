@@ -89,7 +89,7 @@ pub fn plan_spec(
                 spec.file.display()
             )
         })?;
-        let info = snapshot::read_info(&path).map_err(|e| anyhow!(e))?;
+        let info = snapshot::read_footer(&path).map_err(|e| anyhow!(e))?;
         if info.metadata.get(meta::SPEC_HASH) != Some(&spec.hash) {
             tracing::warn!(
                 snapshot = %path.display(),
@@ -125,17 +125,34 @@ pub fn plan_spec(
     }
     let b = frames.pop().expect("two sides");
     let a = frames.pop().expect("two sides");
-    let plan = engine::plan(
-        spec,
-        Inputs {
-            a,
-            b,
-            links,
-            baseline,
-            refs,
-        },
-    )
-    .map_err(|e| anyhow!("computing the plan: {e}"))?;
+    // The snapshots' hashes, for the summary, are taken while the engine
+    // works.
+    let (plan, hashes) = std::thread::scope(|scope| {
+        let hashes = scope.spawn(|| {
+            inputs
+                .iter()
+                .map(|i| snapshot::file_sha256(Path::new(&i.path)))
+                .collect::<Result<Vec<String>, String>>()
+        });
+        let plan = engine::plan(
+            spec,
+            Inputs {
+                a,
+                b,
+                links,
+                baseline,
+                refs,
+            },
+        );
+        (plan, hashes.join())
+    });
+    let plan = plan.map_err(|e| anyhow!("computing the plan: {e}"))?;
+    let hashes = hashes
+        .map_err(|_| anyhow!("hashing the snapshots failed"))?
+        .map_err(|e| anyhow!(e))?;
+    for (input, sha256) in inputs.iter_mut().zip(hashes) {
+        input.sha256 = sha256;
+    }
     tracing::debug!(rows = plan.height(), "plan computed");
     let (counts, top_fields) = Summary::tally(&plan)?;
     tracing::debug!("tallied the plan");

@@ -40,6 +40,14 @@ pub fn latest(home: &Path, spec: &str, side: &str) -> std::io::Result<Option<Pat
 
 /// Read a snapshot's footer metadata and hash its bytes.
 pub fn read_info(path: &Path) -> Result<SnapshotInfo, String> {
+    Ok(SnapshotInfo {
+        sha256: file_sha256(path)?,
+        ..read_footer(path)?
+    })
+}
+
+/// Read a snapshot's footer metadata only: `sha256` is left empty.
+pub fn read_footer(path: &Path) -> Result<SnapshotInfo, String> {
     let ctx = |e: &dyn std::fmt::Display| format!("cannot read snapshot {}: {e}", path.display());
     let file = File::open(path).map_err(|e| ctx(&e))?;
     let reader = SerializedFileReader::new(file).map_err(|e| ctx(&e))?;
@@ -51,7 +59,17 @@ pub fn read_info(path: &Path) -> Result<SnapshotInfo, String> {
         .filter(|kv| kv.key.starts_with("recon."))
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    let rows = md.num_rows() as u64;
+    Ok(SnapshotInfo {
+        path: path.to_path_buf(),
+        sha256: String::new(),
+        rows: md.num_rows() as u64,
+        metadata,
+    })
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub fn file_sha256(path: &Path) -> Result<String, String> {
+    let ctx = |e: &dyn std::fmt::Display| format!("cannot read snapshot {}: {e}", path.display());
     let mut hasher = Sha256::new();
     let mut f = File::open(path).map_err(|e| ctx(&e))?;
     let mut buf = vec![0u8; 1 << 16];
@@ -62,10 +80,5 @@ pub fn read_info(path: &Path) -> Result<SnapshotInfo, String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(SnapshotInfo {
-        path: path.to_path_buf(),
-        sha256: format!("{:x}", hasher.finalize()),
-        rows,
-        metadata,
-    })
+    Ok(format!("{:x}", hasher.finalize()))
 }
