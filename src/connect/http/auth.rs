@@ -201,6 +201,7 @@ impl Authenticator {
         // A refusal for load or a lost answer is tried again as the profile
         // says: the server did not take the refresh token, so it still holds.
         let mut attempt = 0;
+        let mut lost = String::new();
         let (status, body) = loop {
             attempt += 1;
             let (status, headers, text) = match client.post(&url).form(&form).send().await {
@@ -210,7 +211,7 @@ impl Authenticator {
                     (Some(status), headers, resp.text().await.unwrap_or_default())
                 }
                 Err(e) => {
-                    tracing::debug!("{}", self.secrets.redact(&format!("token refresh: {e}")));
+                    lost = e.to_string();
                     (None, HeaderMap::new(), String::new())
                 }
             };
@@ -238,9 +239,9 @@ impl Authenticator {
                         Some(s) => {
                             format!("token refresh at {url} answered {s} after {attempt} tries")
                         }
-                        None => format!(
-                            "token refresh at {url} failed: no response after {attempt} tries"
-                        ),
+                        None => {
+                            format!("token refresh at {url} failed after {attempt} tries: {lost}")
+                        }
                     }));
                 }
             }
