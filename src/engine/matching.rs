@@ -66,14 +66,6 @@ enum Keys<'a> {
 }
 
 impl<'a> Keys<'a> {
-    fn column(ca: &'a StringChunked) -> PolarsResult<Self> {
-        let mut chunks = ca.downcast_iter();
-        match (chunks.next(), chunks.next()) {
-            (Some(arr), None) => Ok(Keys::Column(arr)),
-            _ => Err(polars_err!(ComputeError: "a key column is not in one chunk")),
-        }
-    }
-
     fn len(&self) -> usize {
         match self {
             Keys::Column(a) => a.len(),
@@ -233,10 +225,9 @@ pub fn cascade(
     for (step, (_, source)) in steps.iter().enumerate() {
         let keys: [Keys; 2] = match source {
             None => [0, 1].map(|s| Keys::Links(&link_values[s])),
-            Some(i) => {
-                let [a, b] = &key_columns[*i];
-                [Keys::column(a)?, Keys::column(b)?]
-            }
+            Some(i) => key_columns[*i]
+                .each_ref()
+                .map(|c| Keys::Column(c.downcast_as_array())),
         };
         let (slots, slot_of) = index_step(&keys, &pool, &hasher);
         for s in 0..2 {

@@ -23,11 +23,7 @@ impl<'a> ChangeLists<'a> {
     /// [`ChunkedArray::rechunk`]).
     pub fn new(changes: &'a ListChunked) -> PolarsResult<Self> {
         let bad = |what: &str| polars_err!(ComputeError: "the plan's changes column {what}");
-        let mut chunks = changes.downcast_iter();
-        let lists = match (chunks.next(), chunks.next()) {
-            (Some(l), None) => l,
-            _ => return Err(bad("is not in one chunk")),
-        };
+        let lists = changes.downcast_as_array();
         let entries = lists
             .values()
             .as_any()

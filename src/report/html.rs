@@ -1120,7 +1120,7 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
     let names = [
         "class", "left_id", "right_id", "receiver", "field", "before", "after", "reason",
     ];
-    let err = |e: csv::Error| PolarsError::ComputeError(format!("writing changes.csv: {e}").into());
+    let err = |e: &dyn std::fmt::Display| polars_err!(ComputeError: "writing changes.csv: {e}");
     let lines = |from: usize, to: usize| -> PolarsResult<Vec<u8>> {
         let mut w = csv::Writer::from_writer(Vec::with_capacity((to - from) * 96));
         let line = |w: &mut csv::Writer<Vec<u8>>, row: usize, change: Entry<'_>| {
@@ -1137,9 +1137,9 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
             ];
             for c in cells {
                 w.write_field(csv_safe(c.unwrap_or("")).as_bytes())
-                    .map_err(err)?;
+                    .map_err(|e| err(&e))?;
             }
-            w.write_record(None::<&[u8]>).map_err(err)
+            w.write_record(None::<&[u8]>).map_err(|e| err(&e))
         };
         for row in from..to {
             if class.get(row) == Some("unchanged") {
@@ -1154,14 +1154,11 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
                 line(&mut w, row, (None, None, None))?;
             }
         }
-        w.into_inner()
-            .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))
+        w.into_inner().map_err(|e| err(&e))
     };
     let mut header = csv::Writer::from_writer(Vec::new());
-    header.write_record(names).map_err(err)?;
-    let mut out = header
-        .into_inner()
-        .map_err(|e| PolarsError::ComputeError(format!("writing changes.csv: {e}").into()))?;
+    header.write_record(names).map_err(|e| err(&e))?;
+    let mut out = header.into_inner().map_err(|e| err(&e))?;
     // In two halves, one on a thread of its own: Polars' pool is busy
     // encoding the plan file meanwhile.
     let n = plan.height();
@@ -1170,9 +1167,7 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
         let second = lines(n / 2, n);
         (first.join(), second)
     });
-    out.extend_from_slice(
-        &first.map_err(|_| polars_err!(ComputeError: "writing changes.csv failed"))??,
-    );
+    out.extend_from_slice(&first.map_err(|_| err(&"a formatting thread failed"))??);
     out.extend_from_slice(&second?);
     Ok(out)
 }

@@ -848,16 +848,6 @@ fn identical_sides_are_all_unchanged() {
     assert!(rows.iter().all(|r| r.class == "unchanged"), "{rows:#?}");
 }
 
-fn run_with(
-    spec: &Spec,
-    a: LazyFrame,
-    b: LazyFrame,
-    baseline: &[(&str, &str, &str)],
-    refs: &[(&str, Vec<(&str, &str)>)],
-) -> Vec<Row> {
-    rows(&plan_with(spec, a, b, baseline, refs, None))
-}
-
 /// The plan, with the matched pairs compared `at_once` at a time if given.
 fn plan_with(
     spec: &Spec,
@@ -979,7 +969,14 @@ fn references_resolve_through_the_parent_links() {
             ("customer", vec![Some("E1")]),
         ],
     );
-    let rows = run_with(&s, a, b, &[], &[("customer", vec![("C1", "E1")])]);
+    let rows = rows(&plan_with(
+        &s,
+        a,
+        b,
+        &[],
+        &[("customer", vec![("C1", "E1")])],
+        None,
+    ));
     let o1 = class_of(&rows, Some("o1"), None);
     assert_eq!(o1.class, "create");
     assert_eq!(
