@@ -4,6 +4,7 @@
 mod apply;
 mod changes;
 mod html;
+mod parquet;
 mod summary;
 
 use std::path::{Path, PathBuf};

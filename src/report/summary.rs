@@ -134,7 +134,7 @@ pub fn write_plan(dir: &Path, plan: &DataFrame, summary: &Summary) -> std::io::R
     let tmp = dir.join(".plan.parquet.tmp");
     {
         let file = fs::File::create(&tmp)?;
-        write_parquet(&file, plan).map_err(std::io::Error::other)?;
+        super::parquet::write_parquet(&file, plan).map_err(std::io::Error::other)?;
         file.sync_all()?;
     }
     fs::rename(&tmp, &path)?;
@@ -149,79 +149,6 @@ pub fn write_plan(dir: &Path, plan: &DataFrame, summary: &Summary) -> std::io::R
             .as_bytes(),
     )?;
     Ok(path)
-}
-
-/// Rows per row group of the plan file.
-const ROW_GROUP: usize = 128 * 1024;
-
-/// Write `df` as Parquet (zstd level 1: a plan's file comes out within half a
-/// percent of the default level's size, in less time; with statistics), its
-/// row groups encoded and compressed in parallel. Polars' own writer works
-/// one row group at a time, its columns in parallel; the plan's `changes`
-/// column, a list of structs, then holds one core for most of the write.
-fn write_parquet(file: &fs::File, df: &DataFrame) -> PolarsResult<()> {
-    use polars_parquet::read::ParquetError;
-    use polars_parquet::write::{
-        CompressedPage, CompressionOptions, Compressor, StatisticsOptions, Version, WriteOptions,
-        array_to_columns, to_parquet_schema,
-    };
-    use rayon::prelude::*;
-
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: CompressionOptions::Zstd(Some(polars_parquet::write::ZstdLevel::try_new(1)?)),
-        data_page_size: None,
-    };
-    let arrow_schema = df.schema().to_arrow(CompatLevel::newest());
-    let parquet_schema = to_parquet_schema(&arrow_schema)?;
-    let encodings = polars::io::parquet::write::get_encodings(&arrow_schema);
-    let mut writer = ParquetWriter::new(file).batched(df.schema())?;
-    let groups: Vec<(usize, usize)> = (0..df.height())
-        .step_by(ROW_GROUP)
-        .map(|at| (at, ROW_GROUP.min(df.height() - at)))
-        .collect();
-    let jobs: Vec<(usize, usize)> = (0..groups.len())
-        .flat_map(|g| (0..df.width()).map(move |c| (g, c)))
-        .collect();
-    // One job per row group and column: its leaves' compressed pages.
-    let encoded: Vec<Vec<Vec<CompressedPage>>> = polars_core::runtime::RAYON.install(|| {
-        jobs.par_iter()
-            .map(|&(g, c)| {
-                let (at, len) = groups[g];
-                let column = df.columns()[c].slice(at as i64, len);
-                let array = column
-                    .as_materialized_series()
-                    .rechunk()
-                    .to_arrow(0, CompatLevel::newest());
-                let mut leaves = Vec::new();
-                for pages in array_to_columns(
-                    array,
-                    parquet_schema.fields()[c].clone(),
-                    options,
-                    &encodings[c],
-                )? {
-                    let pages = pages
-                        .map(|p| p.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
-                    leaves.push(
-                        Compressor::new_from_vec(pages, options.compression, vec![])
-                            .collect::<Result<Vec<_>, _>>()?,
-                    );
-                }
-                PolarsResult::Ok(leaves)
-            })
-            .collect::<PolarsResult<_>>()
-    })?;
-    let mut encoded = encoded.into_iter();
-    for &(_, len) in &groups {
-        let mut leaves = Vec::new();
-        for _ in 0..df.width() {
-            leaves.extend(encoded.next().expect("one job per row group and column"));
-        }
-        writer.write_row_group(len as u64, &leaves)?;
-    }
-    writer.finish()?;
-    Ok(())
 }
 
 /// Read a plan folder's summary and plan rows.
