@@ -75,37 +75,28 @@ pub fn write_parquet(file: &fs::File, df: &DataFrame) -> PolarsResult<()> {
                     .as_materialized_series()
                     .rechunk()
                     .to_arrow(0, CompatLevel::newest());
-                let pages: Vec<Vec<Result<Page, ParquetError>>> =
-                    match text_list_pages(array.as_ref(), &leaves[c], options) {
-                        Some(pages) => pages
-                            .into_iter()
-                            .map(|leaf| leaf.into_iter().map(Ok).collect())
-                            .collect(),
-                        None => array_to_columns(
-                            array,
-                            parquet_schema.fields()[c].clone(),
-                            options,
-                            &encodings[c],
-                        )?
+                match text_list_pages(array.as_ref(), &leaves[c]) {
+                    Some(leaves) => leaves
                         .into_iter()
-                        .map(|pages| {
-                            pages
-                                .map(|p| {
-                                    p.map_err(|e| ParquetError::FeatureNotSupported(e.to_string()))
-                                })
-                                .collect()
-                        })
+                        .map(|pages| compress(pages.into_iter().map(Ok), options.compression))
                         .collect(),
-                    };
-                pages
+                    None => array_to_columns(
+                        array,
+                        parquet_schema.fields()[c].clone(),
+                        options,
+                        &encodings[c],
+                    )?
                     .into_iter()
-                    .map(|leaf| {
-                        Ok(
-                            Compressor::new_from_vec(leaf.into_iter(), options.compression, vec![])
-                                .collect::<Result<Vec<_>, _>>()?,
+                    .map(|pages| {
+                        compress(
+                            pages.map(|p| {
+                                p.map_err(|e| ParquetError::FeatureNotSupported(e.to_string()))
+                            }),
+                            options.compression,
                         )
                     })
-                    .collect::<PolarsResult<Vec<_>>>()
+                    .collect(),
+                }
             })
             .collect::<PolarsResult<_>>()
     })?;
@@ -121,20 +112,25 @@ pub fn write_parquet(file: &fs::File, df: &DataFrame) -> PolarsResult<()> {
     Ok(())
 }
 
+/// One leaf's pages, compressed as they come.
+fn compress(
+    pages: impl Iterator<Item = Result<Page, ParquetError>>,
+    compression: CompressionOptions,
+) -> PolarsResult<Vec<CompressedPage>> {
+    Ok(Compressor::new_from_vec(pages, compression, vec![]).collect::<Result<Vec<_>, _>>()?)
+}
+
 /// The data pages of each leaf of a nullable list of nullable structs of
 /// nullable texts (`changes`), [`PAGE_ROWS`] rows to a page; `None` for any
-/// other column, which Polars encodes. Values are plain-encoded; each page
-/// has the statistics Polars would give it (null count, whole min and max).
+/// other column, which Polars encodes. Pages are version 1 and their values
+/// plain-encoded; each has the statistics Polars would give it (null count,
+/// whole min and max).
 ///
 /// Levels per entry, with one repetition level (a list) and four definition
 /// levels (list, item, struct, text): a null list is (0, 0), an empty list
 /// (0, 1), a null struct (r, 2), a null text (r, 3) and a text (r, 4),
 /// where r is 0 for a row's first item and 1 for the next ones.
-fn text_list_pages(
-    array: &dyn Array,
-    leaves: &[Descriptor],
-    options: WriteOptions,
-) -> Option<Vec<Vec<Page>>> {
+fn text_list_pages(array: &dyn Array, leaves: &[Descriptor]) -> Option<Vec<Vec<Page>>> {
     let list = array.as_any().downcast_ref::<ListArray<i64>>()?;
     let items = list.values().as_any().downcast_ref::<StructArray>()?;
     let texts: Vec<&Utf8ViewArray> = items
@@ -211,7 +207,6 @@ fn text_list_pages(
                 repetition_level_encoding: Encoding::Rle.into(),
                 statistics: Some(statistics.serialize()),
             });
-            debug_assert_eq!(options.version, Version::V1);
             pages[k].push(Page::Data(DataPage::new(
                 header,
                 CowBuffer::Owned(buffer),
@@ -252,11 +247,8 @@ mod tests {
                     a.map_or(AnyValue::Null, |a| AnyValue::StringOwned(a.into())),
                     AnyValue::Null,
                 ],
-                match changes_dtype() {
-                    DataType::List(inner) => match *inner {
-                        DataType::Struct(fields) => fields,
-                        _ => unreachable!(),
-                    },
+                match changes_inner() {
+                    DataType::Struct(fields) => fields,
                     _ => unreachable!(),
                 },
             )))
@@ -319,17 +311,7 @@ mod tests {
             .map(|d| d.descriptor.clone())
             .collect();
         assert!(
-            text_list_pages(
-                array.as_ref(),
-                &leaves,
-                WriteOptions {
-                    statistics: StatisticsOptions::default(),
-                    version: Version::V1,
-                    compression: CompressionOptions::Uncompressed,
-                    data_page_size: None,
-                }
-            )
-            .is_some(),
+            text_list_pages(array.as_ref(), &leaves).is_some(),
             "the plan's changes take the one-pass encoder"
         );
         let back = round_trip(&df);
