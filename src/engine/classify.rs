@@ -4,7 +4,8 @@
 
 use polars::prelude::*;
 
-use super::compare::{equal, equal_loose, json_ready, same_length, text, want};
+use super::compare::{equal, equal_loose, json_ready, text, want};
+use super::gather::{Change, Gather, outputs, unpack};
 use super::matching::Matched;
 use super::{A_ID, B_ID, dtype, field_column, prefix};
 use crate::spec::{Direction, Field, SideIx, Spec};
@@ -51,59 +52,6 @@ pub(crate) fn base_column(field: &str) -> String {
     format!("base.{field}")
 }
 
-/// One field's value as a JSON member (`"email":"a@b"`) for payloads, on
-/// the rows where `cond` holds (null elsewhere). Encoded row by row: most
-/// rows of a big plan do not change the field and cost nothing.
-fn member(f: &Field, value: Expr, cond: Expr) -> Expr {
-    let key = serde_json::to_string(&f.name).unwrap_or_default();
-    json_ready(value, f.ty).map_many(
-        move |cols: &mut [Column]| {
-            let [v, c] = same_length(cols);
-            let cond = c.bool()?;
-            let v = v.as_materialized_series();
-            let out = match v.dtype() {
-                DataType::Float64 => encode_where(v.f64()?.iter(), cond, &key, |x| {
-                    serde_json::Number::from_f64(x).map_or("null".into(), |n| n.to_string())
-                }),
-                DataType::Int64 => encode_where(v.i64()?.iter(), cond, &key, |x| x.to_string()),
-                DataType::Boolean => encode_where(v.bool()?.iter(), cond, &key, |x| x.to_string()),
-                _ => {
-                    let t = v.cast(&DataType::String)?;
-                    encode_where(t.str()?.iter(), cond, &key, |x| {
-                        serde_json::to_string(x).unwrap_or_default()
-                    })
-                }
-            };
-            Ok(out.with_name(cols[0].name().clone()).into_column())
-        },
-        &[cond],
-        |_, fields| {
-            Ok(polars::prelude::Field::new(
-                fields[0].name().clone(),
-                DataType::String,
-            ))
-        },
-    )
-}
-
-/// `"key":value` where `cond` holds, null elsewhere.
-fn encode_where<T>(
-    values: impl Iterator<Item = Option<T>>,
-    cond: &BooleanChunked,
-    key: &str,
-    encode: impl Fn(T) -> String,
-) -> StringChunked {
-    cond.iter()
-        .zip(values)
-        .map(|(c, v)| {
-            (c == Some(true)).then(|| match v {
-                Some(x) => format!("{key}:{}", encode(x)),
-                None => format!("{key}:null"),
-            })
-        })
-        .collect()
-}
-
 /// Select the plan's columns in order with their types.
 /// `rows` are the records' positions in their snapshots (`a_row`, `b_row`),
 /// kept as `~a_row` and `~b_row` to order the plan.
@@ -136,191 +84,6 @@ fn shape(lf: LazyFrame, exprs: [Expr; 10], rows: [Expr; 2]) -> LazyFrame {
 /// Both snapshot positions of a matched pair.
 fn pair_rows() -> [Expr; 2] {
     [col("a_row"), col("b_row")]
-}
-
-/// A row's changes, gathered field by field without leaving the row: each
-/// field adds where it changes, its before, after and baseline texts, a
-/// payload member and a problem.
-#[derive(Default)]
-struct Gather {
-    fields: Vec<String>,
-    parts: Vec<Expr>,
-    frags: Vec<Expr>,
-    problems: Vec<Expr>,
-}
-
-/// One field's entry in a [`Gather`].
-struct Change {
-    /// Where the field changes.
-    when: Expr,
-    field: String,
-    before: Expr,
-    after: Expr,
-    baseline: Expr,
-    /// The payload member (`"email":"a@b"`), if the change is written.
-    frag: Expr,
-    /// Why the change cannot be written, else null.
-    problem: Expr,
-}
-
-impl Gather {
-    fn push(&mut self, c: Change) {
-        let i = self.fields.len();
-        let only = |v: Expr| when(c.when.clone()).then(v).otherwise(null_str());
-        self.parts.extend([
-            c.when.clone().fill_null(lit(false)).alias(format!("w{i}")),
-            text(c.before).alias(format!("b{i}")),
-            text(c.after).alias(format!("a{i}")),
-            text(c.baseline).alias(format!("l{i}")),
-        ]);
-        self.frags.push(only(c.frag));
-        self.problems.push(only(c.problem));
-        self.fields.push(c.field);
-    }
-
-    fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
-    /// The list of changes (empty where nothing changes), the payload members
-    /// joined by commas, and the problems (null where there are none), named
-    /// `<prefix>changes`, `<prefix>frag` and `<prefix>problem`.
-    fn finish(self, prefix: &str) -> [Expr; 3] {
-        let name = |n: &str| format!("{prefix}{n}");
-        if self.is_empty() {
-            return [
-                null_str().alias(name("changes")),
-                null_str().alias(name("frag")),
-                null_str().alias(name("problem")),
-            ];
-        }
-        let fields = self.fields;
-        let changes = as_struct(self.parts).map(
-            move |c: Column| pack(&c, &fields).map(|ca| ca.into_column()),
-            |_, f| {
-                Ok(polars::prelude::Field::new(
-                    f.name().clone(),
-                    DataType::String,
-                ))
-            },
-        );
-        let problem = concat_str(self.problems, "; ", true);
-        [
-            changes.alias(name("changes")),
-            concat_str(self.frags, ",", true).alias(name("frag")),
-            when(problem.clone().eq(lit("")))
-                .then(null_str())
-                .otherwise(problem)
-                .alias(name("problem")),
-        ]
-    }
-}
-
-/// Pack a row's changes into one text from a struct of (`w<i>`, `b<i>`,
-/// `a<i>`, `l<i>`) per field: one `{field, before, after, baseline}` per
-/// field whose `w<i>` holds, null where none does. Rows are filtered and
-/// sorted as text, which Polars moves cheaply, and [`unpack`] turns them
-/// into the plan's list once at the end: gathering a list of structs boxes
-/// every element, and took a second per pass on a 1M plan.
-fn pack(c: &Column, fields: &[String]) -> PolarsResult<StringChunked> {
-    let s = c.as_materialized_series().rechunk();
-    let parts = s.struct_()?.fields_as_series();
-    let mut conds = Vec::with_capacity(fields.len());
-    let mut texts = Vec::with_capacity(fields.len() * 3);
-    for i in 0..fields.len() {
-        conds.push(parts[4 * i].bool()?.clone());
-        for j in 1..4 {
-            texts.push(parts[4 * i + j].str()?.clone());
-        }
-    }
-    let mut cond_iters: Vec<_> = conds.iter().map(|c| c.iter()).collect();
-    let mut text_iters: Vec<_> = texts.iter().map(|t| t.iter()).collect();
-    let mut buf = String::new();
-    let mut out: Vec<Option<String>> = Vec::with_capacity(s.len());
-    for _ in 0..s.len() {
-        buf.clear();
-        for (i, field) in fields.iter().enumerate() {
-            let changed = cond_iters[i].next().flatten().unwrap_or(false);
-            let mut values = [None; 3];
-            for (j, v) in values.iter_mut().enumerate() {
-                *v = text_iters[3 * i + j].next().flatten();
-            }
-            if changed {
-                put(&mut buf, Some(field));
-                for v in values {
-                    put(&mut buf, v);
-                }
-            }
-        }
-        out.push((!buf.is_empty()).then(|| buf.clone()));
-    }
-    Ok(StringChunked::from_iter_options(
-        c.name().clone(),
-        out.into_iter(),
-    ))
-}
-
-/// Append one value: `-` for null, else its byte length, `:` and the text.
-fn put(buf: &mut String, v: Option<&str>) {
-    match v {
-        None => buf.push('-'),
-        Some(t) => {
-            buf.push_str(&t.len().to_string());
-            buf.push(':');
-            buf.push_str(t);
-        }
-    }
-}
-
-/// Read back one value written by [`put`] from the front of `rest`.
-fn take<'a>(rest: &mut &'a str) -> PolarsResult<Option<&'a str>> {
-    if let Some(r) = rest.strip_prefix('-') {
-        *rest = r;
-        return Ok(None);
-    }
-    let bad = || polars_err!(ComputeError: "a packed change is damaged");
-    let (len, r) = rest.split_once(':').ok_or_else(bad)?;
-    let len: usize = len.parse().map_err(|_| bad())?;
-    let v = r.get(..len).ok_or_else(bad)?;
-    *rest = &r[len..];
-    Ok(Some(v))
-}
-
-/// The plan's `changes` list from packed texts (null stays null).
-fn unpack(c: &Column) -> PolarsResult<Series> {
-    let ca = c.str()?;
-    let mut offsets: Vec<i64> = Vec::with_capacity(ca.len() + 1);
-    offsets.push(0);
-    let mut validity = Vec::with_capacity(ca.len());
-    let mut out: [Vec<Option<&str>>; 4] = Default::default();
-    for row in ca.iter() {
-        validity.push(row.is_some());
-        let mut rest = row.unwrap_or("");
-        while !rest.is_empty() {
-            for part in out.iter_mut() {
-                part.push(take(&mut rest)?);
-            }
-        }
-        offsets.push(out[0].len() as i64);
-    }
-    let total = out[0].len();
-    let columns: Vec<Series> = ["field", "before", "after", "baseline"]
-        .into_iter()
-        .zip(out)
-        .map(|(n, v)| StringChunked::from_iter_options(n.into(), v.into_iter()).into_series())
-        .collect();
-    let items = StructChunked::from_series("item".into(), total, columns.iter())?
-        .into_series()
-        .rechunk();
-    let values = items.to_arrow(0, CompatLevel::newest());
-    let dtype = polars_arrow::array::ListArray::<i64>::default_datatype(values.dtype().clone());
-    let list = polars_arrow::array::ListArray::<i64>::new(
-        dtype,
-        polars_arrow::offset::OffsetsBuffer::try_from(offsets)?,
-        values,
-        Some(validity.into_iter().collect()),
-    );
-    Series::from_arrow(c.name().clone(), Box::new(list))
 }
 
 /// Whether a packed changes column has changes on the row.
@@ -513,21 +276,29 @@ pub fn classify(
             }
             let (w, problem) = want(f, side);
             let problem = if f.required {
-                when(problem.clone().is_null().and(w.clone().is_null()))
-                    .then(lit(format!("required field `{}` is empty", f.name)))
-                    .otherwise(problem)
+                let empty = lit(format!("required field `{}` is empty", f.name));
+                Some(match problem {
+                    Some(p) => when(p.clone().is_null().and(w.clone().is_null()))
+                        .then(empty)
+                        .otherwise(p),
+                    None => when(w.clone().is_null()).then(empty).otherwise(null_str()),
+                })
             } else {
                 problem
             };
             members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
             synced.push(text(w.clone()).alias(f.name.as_str()));
+            let when = match &problem {
+                Some(p) => w.clone().is_not_null().or(p.clone().is_not_null()),
+                None => w.clone().is_not_null(),
+            };
             gather.push(Change {
-                when: w.clone().is_not_null().or(problem.clone().is_not_null()),
+                when,
                 field: f.name.clone(),
                 before: null_str(),
                 after: w,
                 baseline: null_str(),
-                frag: null_str(),
+                member: None,
                 problem,
             });
         }
@@ -542,10 +313,10 @@ pub fn classify(
             as_struct(synced).struct_().json_encode()
         };
         let mut wide = vec![payload.alias("payload"), synced.alias("synced")];
-        wide.extend(gather.finish(""));
+        wide.push(gather.finish(""));
         let ok = col("problem").is_null();
         parts.push(shape(
-            alone.with_columns(wide),
+            alone.with_columns(wide).with_columns(outputs("")),
             [
                 when(ok.clone())
                     .then(lit("create"))
@@ -628,9 +399,10 @@ pub fn classify(
             }
             let (w, problem) = want(f, from);
             let have = col(field_column(receiver, &f.name));
-            let mut diff = equal(spec, f, w.clone(), have.clone(), from)
-                .not()
-                .or(problem.clone().is_not_null());
+            let mut diff = equal(spec, f, w.clone(), have.clone(), from).not();
+            if let Some(p) = &problem {
+                diff = diff.or(p.clone().is_not_null());
+            }
             if f.keep_target_if_set {
                 diff = diff.and(have.clone().is_null());
             }
@@ -640,24 +412,29 @@ pub fn classify(
                 continue;
             }
             let problem = if f.required {
-                when(problem.clone().is_null().and(w.clone().is_null()))
-                    .then(lit(format!(
-                        "required field `{}` would be emptied in {}",
-                        f.name,
-                        name(receiver)
-                    )))
-                    .otherwise(problem)
+                let emptied = lit(format!(
+                    "required field `{}` would be emptied in {}",
+                    f.name,
+                    name(receiver)
+                ));
+                Some(match problem {
+                    Some(p) => when(p.clone().is_null().and(w.clone().is_null()))
+                        .then(emptied)
+                        .otherwise(p),
+                    None => when(w.clone().is_null())
+                        .then(emptied)
+                        .otherwise(null_str()),
+                })
             } else {
                 problem
             };
-            let frag = member(f, w.clone(), diff.clone());
             to[receiver as usize].push(Change {
                 when: diff,
                 field: f.name.clone(),
                 before: have,
                 after: w.clone(),
                 baseline: base_or_null(f),
-                frag,
+                member: Some(json_ready(w, f.ty)),
                 problem,
             });
         }
@@ -672,8 +449,8 @@ pub fn classify(
                 before: col(field_column(SideIx::A, &f.name)),
                 after: hb,
                 baseline: base_or_null(f),
-                frag: null_str(),
-                problem: null_str(),
+                member: None,
+                problem: None,
             });
         }
         synced.push(synced_value(f, &moving).alias(f.name.as_str()));
@@ -689,10 +466,10 @@ pub fn classify(
         .into_iter()
         .filter(|s| !(if *s == SideIx::A { &to_a } else { &to_b }).is_empty())
         .collect();
-    wide.extend(to_a.finish("a>"));
-    wide.extend(to_b.finish("b>"));
+    wide.push(to_a.finish("a>"));
+    wide.push(to_b.finish("b>"));
     let has_conflicts = !conflicts.is_empty();
-    wide.extend(conflicts.finish("c>"));
+    wide.push(conflicts.finish("c>"));
     // The pairs are worked out a slice at a time: a slice's side values are
     // let go once its plan columns are computed, so the sides' values are
     // never gathered for all pairs at once.
@@ -702,9 +479,7 @@ pub fn classify(
         .map(col)
         .collect();
     for p in ["a>", "b>", "c>"] {
-        for n in ["changes", "frag", "problem"] {
-            needed.push(col(format!("{p}{n}")));
-        }
+        needed.extend(outputs(p));
     }
     let n = rows_a.len();
     let mut pairs: Option<DataFrame> = None;
@@ -847,101 +622,248 @@ pub fn classify(
         [lit(NULL), lit(NULL)],
     ));
 
-    // Collected before sorting: sorting the union lazily ran a third slower
-    // and held half a gigabyte more.
-    // Each class in the order of the snapshots' records. Changes are still
-    // packed text here (see `pack`) and become the plan's list last.
-    let mut rows = concat(parts, UnionArgs::default())?.collect()?;
+    in_plan_order(parts)
+}
+
+/// The plan's sort keys besides the class, each ascending, nulls last.
+const ORDER: [&str; 3] = ["~a_row", "~b_row", "receiver"];
+
+/// The plan from its parts: classes in alphabetical order, each class's rows
+/// by their records' places in the snapshots (A, then B) and then by
+/// receiver. Every part comes out of [`classify`] already in that order
+/// (pairs in A's order, records alone in their snapshot's), so the rows of a
+/// class fed by one part need no sorting, and the plan is put together
+/// without gathering its rows into a new order.
+fn in_plan_order(parts: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
+    use rayon::prelude::*;
     let started = std::time::Instant::now();
-    // The order is worked out on the sort keys alone; then each column is
-    // put in that order and its unsorted self let go (two columns at a
-    // time, on two cores), so that the rows are never held twice.
-    let order = rows
-        .select(["class", "~a_row", "~b_row", "receiver"])?
-        .lazy()
-        .with_row_index("~at", None)
-        .sort(
-            ["class", "~a_row", "~b_row", "receiver"],
-            SortMultipleOptions::default()
-                .with_nulls_last(true)
-                .with_maintain_order(true),
-        )
-        .select([col("~at")])
-        .collect()?;
-    let order = order.column("~at")?.idx()?.clone();
-    let unsorted = PLAN_COLUMNS
-        .iter()
-        .map(|name| rows.drop_in_place(name))
-        .collect::<PolarsResult<Vec<Column>>>()?;
-    drop(rows);
-    let columns = polars_core::runtime::RAYON.install(|| {
-        use rayon::prelude::*;
-        unsorted
+    let frames: Vec<DataFrame> = polars_core::runtime::RAYON.install(|| {
+        parts
             .into_par_iter()
-            .map(|unsorted| {
-                let sorted = unsorted.take(&order)?;
-                drop(unsorted);
-                if sorted.name() == "changes" {
-                    Ok(Column::from(unpack(&sorted)?))
+            .map(|p| p.collect())
+            .collect::<PolarsResult<_>>()
+    })?;
+    // Each class's pieces, in the parts' order.
+    let mut classes: std::collections::BTreeMap<String, Vec<DataFrame>> = Default::default();
+    for frame in frames.into_iter().filter(|f| f.height() > 0) {
+        let class = frame.column("class")?.str()?.clone();
+        let first = class.get(0).map(str::to_string);
+        if class
+            .equal_missing(first.as_deref().unwrap_or_default())
+            .all()
+        {
+            classes
+                .entry(first.unwrap_or_default())
+                .or_default()
+                .push(frame);
+            continue;
+        }
+        let names: Vec<String> = class
+            .unique()?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        for name in &names {
+            let piece = frame.filter(&class.equal_missing(name.as_str()))?;
+            classes.entry(name.clone()).or_default().push(piece);
+        }
+    }
+    let mut plan: Option<DataFrame> = None;
+    for (_, pieces) in classes {
+        let mut rows = pieces
+            .into_iter()
+            .reduce(|mut all, piece| {
+                all.vstack_mut_owned_unchecked(piece);
+                all
+            })
+            .expect("a class has rows");
+        if !sorted(&rows)? {
+            rows = rows.sort(
+                ORDER,
+                SortMultipleOptions::default()
+                    .with_nulls_last(true)
+                    .with_maintain_order(true),
+            )?;
+        }
+        match &mut plan {
+            Some(p) => {
+                p.vstack_mut_owned_unchecked(rows);
+            }
+            None => plan = Some(rows),
+        }
+    }
+    let Some(plan) = plan else {
+        return DataFrame::new_infer_height(
+            PLAN_COLUMNS
+                .iter()
+                .map(|n| {
+                    let ty = if *n == "changes" {
+                        changes_dtype()
+                    } else {
+                        DataType::String
+                    };
+                    Column::new_empty((*n).into(), &ty)
+                })
+                .collect(),
+        );
+    };
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "put the plan rows in order"
+    );
+    // Each column in one piece, its pieces let go as it is done (the rows
+    // are never held twice); the changes become the plan's list.
+    let mut plan = plan;
+    let pieces = PLAN_COLUMNS
+        .iter()
+        .map(|name| plan.drop_in_place(name))
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    drop(plan);
+    let columns = polars_core::runtime::RAYON.install(|| {
+        pieces
+            .into_par_iter()
+            .map(|c| {
+                if c.name() == "changes" {
+                    Ok(Column::from(unpack(&c)?))
                 } else {
-                    Ok(sorted)
+                    Ok(c.rechunk())
                 }
             })
             .collect::<PolarsResult<Vec<Column>>>()
     })?;
-    let plan = DataFrame::new_infer_height(columns);
-    tracing::debug!(
-        seconds = started.elapsed().as_secs_f64(),
-        "sorted the plan rows"
-    );
-    plan
+    DataFrame::new_infer_height(columns)
+}
+
+/// Whether a class's rows are already in the plan's order ([`ORDER`]).
+fn sorted(rows: &DataFrame) -> PolarsResult<bool> {
+    let [a, b, r] = ORDER.map(|n| rows.column(n));
+    let (a, b, r) = (a?.idx()?, b?.idx()?, r?.str()?);
+    // Nulls last: a missing value sorts after every value.
+    let last = |v: Option<IdxSize>| (v.is_none(), v.unwrap_or(0));
+    let mut keys = a
+        .iter()
+        .zip(b.iter())
+        .zip(r.iter())
+        .map(|((a, b), r)| (last(a), last(b), r.is_none(), r));
+    let Some(mut previous) = keys.next() else {
+        return Ok(true);
+    };
+    for k in keys {
+        if previous > k {
+            return Ok(false);
+        }
+        previous = k;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn packed_changes_read_back_as_written() {
-        let rows: Vec<Vec<[Option<&str>; 4]>> = vec![
-            vec![[Some("email"), Some("a@b"), Some("A@B"), None]],
-            vec![],
-            vec![
-                [Some("name"), Some("3:x-"), Some(""), Some("-")],
-                [Some("city"), None, Some("Zürich 東京 12:30"), Some("1:")],
-            ],
-        ];
-        let packed: Vec<Option<String>> = rows
+    /// A plan row: class, A row, B row, receiver, id.
+    type Row<'a> = (
+        &'a str,
+        Option<IdxSize>,
+        Option<IdxSize>,
+        Option<&'a str>,
+        &'a str,
+    );
+
+    fn part(rows: &[Row]) -> LazyFrame {
+        let text = |f: &dyn Fn(usize) -> Option<String>| -> Vec<Option<String>> {
+            (0..rows.len()).map(f).collect()
+        };
+        let mut cols: Vec<Column> = PLAN_COLUMNS
             .iter()
-            .map(|r| {
-                let mut buf = String::new();
-                for entry in r {
-                    for v in entry {
-                        put(&mut buf, *v);
-                    }
-                }
-                (!buf.is_empty()).then_some(buf)
+            .map(|n| {
+                let values = match *n {
+                    "class" => text(&|i| Some(rows[i].0.to_string())),
+                    "receiver" => text(&|i| rows[i].3.map(str::to_string)),
+                    "left_id" => text(&|i| Some(rows[i].4.to_string())),
+                    _ => text(&|_| None),
+                };
+                Column::new((*n).into(), values)
             })
             .collect();
-        let col =
-            StringChunked::from_iter_options("changes".into(), packed.into_iter()).into_column();
-        let list = unpack(&col).expect("unpacks");
-        assert_eq!(list.dtype(), &changes_dtype());
-        assert!(list.get(1).expect("row").is_null(), "no changes is null");
-        for (i, r) in rows.iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-            let got = list.list().expect("a list").get_as_series(i).expect("row");
-            let fields = got.struct_().expect("structs").fields_as_series();
-            for (k, entry) in r.iter().enumerate() {
-                for (j, want) in entry.iter().enumerate() {
-                    assert_eq!(
-                        fields[j].str().expect("text").get(k),
-                        *want,
-                        "row {i} entry {k} part {j}"
-                    );
-                }
-            }
+        cols.push(Column::new(
+            "~a_row".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ));
+        cols.push(Column::new(
+            "~b_row".into(),
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        ));
+        DataFrame::new_infer_height(cols).unwrap().lazy()
+    }
+
+    fn order(plan: &DataFrame) -> Vec<String> {
+        let class = plan.column("class").unwrap().str().unwrap();
+        let id = plan.column("left_id").unwrap().str().unwrap();
+        class
+            .iter()
+            .zip(id.iter())
+            .map(|(c, i)| format!("{}:{}", c.unwrap(), i.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_plan_is_ordered_by_class_then_rows_then_receiver() {
+        let plan = in_plan_order(vec![
+            // Skipped records alone on A, in A's order.
+            part(&[
+                ("skipped", Some(1), None, None, "s1"),
+                ("skipped", Some(7), None, None, "s7"),
+            ]),
+            // Skipped records alone on B: after A's (a null A row is last).
+            part(&[("skipped", None, Some(0), None, "sb0")]),
+            // Updates and invalid rows mixed in one part, in A's order.
+            part(&[
+                ("update", Some(0), Some(5), Some("erp"), "u0"),
+                ("invalid", Some(2), Some(3), Some("erp"), "i2"),
+                ("update", Some(4), Some(1), Some("erp"), "u4"),
+            ]),
+            // Skipped pairs: between the skipped records by their A rows.
+            part(&[("skipped", Some(3), Some(9), None, "sp3")]),
+            // Updates to the other side: after the first side's at the same
+            // pair, by receiver.
+            part(&[
+                ("update", Some(0), Some(5), Some("crm"), "u0>crm"),
+                ("update", Some(6), Some(2), Some("crm"), "u6>crm"),
+            ]),
+            // Duplicates keep their own order.
+            part(&[
+                ("duplicate", None, None, None, "d-b"),
+                ("duplicate", None, None, None, "d-a"),
+            ]),
+            part(&[]),
+        ])
+        .unwrap();
+        assert_eq!(
+            order(&plan),
+            [
+                "duplicate:d-b",
+                "duplicate:d-a",
+                "invalid:i2",
+                "skipped:s1",
+                "skipped:sp3",
+                "skipped:s7",
+                "skipped:sb0",
+                "update:u0>crm",
+                "update:u0",
+                "update:u4",
+                "update:u6>crm",
+            ]
+        );
+        assert_eq!(plan.get_column_names(), PLAN_COLUMNS);
+        assert_eq!(plan.column("changes").unwrap().dtype(), &changes_dtype());
+        for c in plan.columns() {
+            assert_eq!(c.n_chunks(), 1, "{} in one piece", c.name());
         }
-        let damaged = StringChunked::from_iter_options("c".into(), [Some("9:short")].into_iter());
-        assert!(unpack(&damaged.into_column()).is_err());
+        let empty = in_plan_order(vec![part(&[])]).unwrap();
+        assert_eq!(empty.height(), 0);
+        assert_eq!(empty.get_column_names(), PLAN_COLUMNS);
+        assert_eq!(empty.column("changes").unwrap().dtype(), &changes_dtype());
     }
 }

@@ -9,8 +9,9 @@ use crate::spec::{Calc, Field, FieldType, Literal, Piece, SideIx, Source, Spec};
 
 /// The value `from` wants written for `f`, and a problem (text, else null)
 /// that makes the write invalid: a value missing from the value map, or a
-/// reference to a parent record that is not synced yet.
-pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
+/// reference to a parent record that is not synced yet. `None` where the
+/// field's rules cannot fail.
+pub fn want(f: &Field, from: SideIx) -> (Expr, Option<Expr>) {
     let ty = dtype(f.ty);
     let src = |name: &str| col(field_column(from, name));
     let no_problem = || lit(NULL).cast(DataType::String);
@@ -58,11 +59,11 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
                 false,
             ))
             .otherwise(no_problem());
-        return (base, problem);
+        return (base, Some(problem));
     }
     let Some(map) = &f.map else {
-        let problem = match &f.pattern {
-            Some(p) => when(
+        let problem = f.pattern.as_ref().map(|p| {
+            when(
                 base.clone().is_not_null().and(
                     base.clone()
                         .cast(DataType::String)
@@ -80,9 +81,8 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
                 "",
                 false,
             ))
-            .otherwise(no_problem()),
-            None => no_problem(),
-        };
+            .otherwise(no_problem())
+        });
         return (base, problem);
     };
     let fallback = match &map.unmapped {
@@ -98,19 +98,21 @@ pub fn want(f: &Field, from: SideIx) -> (Expr, Expr) {
         known = known.or(base.clone().eq(lit(k.clone())).fill_null(lit(false)));
     }
     let problem = if map.unmapped.is_some() {
-        no_problem()
+        None
     } else {
-        when(base.clone().is_not_null().and(known.not()))
-            .then(concat_str(
-                [
-                    lit(format!("{} value `", f.name)),
-                    base.clone().cast(DataType::String),
-                    lit("` has no entry in the value map"),
-                ],
-                "",
-                false,
-            ))
-            .otherwise(no_problem())
+        Some(
+            when(base.clone().is_not_null().and(known.not()))
+                .then(concat_str(
+                    [
+                        lit(format!("{} value `", f.name)),
+                        base.clone().cast(DataType::String),
+                        lit("` has no entry in the value map"),
+                    ],
+                    "",
+                    false,
+                ))
+                .otherwise(no_problem()),
+        )
     };
     (
         when(base.clone().is_null())

@@ -259,6 +259,9 @@ pub fn cascade(
         }
     }
 
+    // Pairs in the order of side A's rows: the plan lists them so, and the
+    // sides' values are then gathered reading side A front to back.
+    let (pair_rows, pair_step) = in_order_of_a(pair_rows, pair_step, a.height());
     let keys = DataFrame::new_infer_height(vec![
         Column::new(
             "key".into(),
@@ -288,6 +291,29 @@ pub fn cascade(
         duplicates,
         alone: alone.map(|v| BooleanChunked::from_slice("alone".into(), &v)),
     })
+}
+
+/// The pairs (rows of A and B, and what each pair carries) sorted by their
+/// row in A, which is unique to a pair: a counting pass over A's rows.
+fn in_order_of_a<T: Copy>(
+    rows: [Vec<IdxSize>; 2],
+    carried: Vec<T>,
+    height: usize,
+) -> ([Vec<IdxSize>; 2], Vec<T>) {
+    let mut at = vec![NONE; height];
+    for (pair, row) in rows[0].iter().enumerate() {
+        at[*row as usize] = pair as u32;
+    }
+    let order: Vec<usize> = at
+        .into_iter()
+        .filter(|p| *p != NONE)
+        .map(|p| p as usize)
+        .collect();
+    debug_assert_eq!(order.len(), rows[0].len(), "a row of A is in one pair");
+    (
+        rows.map(|r| order.iter().map(|p| r[*p]).collect()),
+        order.iter().map(|p| carried[*p]).collect(),
+    )
 }
 
 /// The link step's key per row: the link itself (`a id`, `b id`) where the
@@ -440,6 +466,36 @@ fields = ["email"]
         );
         let alone: Vec<_> = m.alone[1].iter().collect();
         assert_eq!(alone, vec![Some(true), Some(false), Some(false)]);
+    }
+
+    #[test]
+    fn pairs_come_in_the_order_of_side_a() {
+        let a = frame(
+            "a",
+            &["a0", "a1", "a2", "a3"],
+            &[Some("w"), Some("x"), Some("y"), Some("z")],
+        );
+        let b = frame(
+            "b",
+            &["b0", "b1", "b2", "b3"],
+            &[Some("z"), Some("y"), Some("x"), Some("w")],
+        );
+        let links = [("a2".to_string(), "b1".to_string())];
+        let m = cascade(&spec(), &a, &b, [vec![true; 4], vec![true; 4]], &links).unwrap();
+        assert_eq!(m.rows[0], [0, 1, 2, 3]);
+        assert_eq!(m.rows[1], [3, 2, 1, 0]);
+        let keys: Vec<_> = m
+            .keys
+            .column("key")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            keys,
+            [Some("email"), Some("email"), Some("link"), Some("email")]
+        );
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! The work runs on Polars frames: each side is prepared (typed columns,
 //! filter verdicts, normalized keys), matched by the key cascade
 //! (`matching.rs`), compared field by field under the spec's rules
-//! (`compare.rs`) and classified into plan rows (`classify.rs`).
+//! (`compare.rs`), each row's changes gathered in one pass (`gather.rs`),
+//! and classified into plan rows (`classify.rs`).
 
 mod classify;
 mod compare;
+mod gather;
 mod matching;
 pub mod normalize;
 
