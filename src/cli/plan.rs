@@ -131,7 +131,7 @@ pub fn plan_spec(
         let hashes = scope.spawn(|| {
             inputs
                 .iter()
-                .map(|i| snapshot::file_sha256(Path::new(&i.path)))
+                .map(|i| snapshot::snapshot_sha256(Path::new(&i.path)))
                 .collect::<Result<Vec<String>, String>>()
         });
         let plan = engine::plan(

@@ -12,7 +12,7 @@ mod read;
 mod write;
 
 pub use pull::{PullOptions, PullOutcome, pull_side};
-pub use read::{SnapshotInfo, file_sha256, latest, read_footer, read_info};
+pub use read::{SnapshotInfo, latest, read_footer, read_info, snapshot_sha256};
 pub use write::{SnapshotWriter, arrow_schema};
 
 /// Metadata keys written into every snapshot.

@@ -210,6 +210,7 @@ pub fn pull_side(
             let mut merged =
                 SnapshotWriter::create(&path, schema, metadata("incremental")).map_err(stop)?;
             let result = merge::merge(prev, &delta, &pulled.deleted, &mut merged);
+            let _ = std::fs::remove_file(super::write::hash_path(&delta));
             let _ = std::fs::remove_file(&delta);
             result.map_err(stop)?;
             let rows = merged.rows();

@@ -3,9 +3,13 @@
 //! Rows are buffered into Arrow builders and flushed every [`BATCH_ROWS`], so
 //! memory stays bounded whatever the size of the source. The file is written
 //! under a temporary name, synced, and renamed into place: a crash or an
-//! error leaves either the whole snapshot or nothing.
+//! error leaves either the whole snapshot or nothing. Its SHA-256 is taken
+//! from the bytes as they are written and kept beside it
+//! (`<snapshot>.sha256`, in `sha256sum`'s format), so that a plan names its
+//! inputs' hashes without reading them twice.
 
 use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,6 +23,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
 
 use super::ID_COLUMN;
 use super::convert::Cell;
@@ -103,6 +108,31 @@ impl Column {
     }
 }
 
+/// A file that hashes what is written to it.
+struct Hashed {
+    file: File,
+    hasher: Sha256,
+}
+
+impl Write for Hashed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Where a snapshot's hash is kept: `<snapshot>.sha256`.
+pub fn hash_path(snapshot: &Path) -> PathBuf {
+    let mut name = snapshot.file_name().unwrap_or_default().to_os_string();
+    name.push(".sha256");
+    snapshot.with_file_name(name)
+}
+
 /// Writes one snapshot; nothing is visible at `path` until [`finish`](Self::finish).
 pub struct SnapshotWriter {
     schema: SchemaRef,
@@ -110,7 +140,7 @@ pub struct SnapshotWriter {
     columns: Vec<Column>,
     buffered: usize,
     rows: u64,
-    writer: Option<ArrowWriter<File>>,
+    writer: Option<ArrowWriter<Hashed>>,
     tmp: PathBuf,
     path: PathBuf,
 }
@@ -143,6 +173,10 @@ impl SnapshotWriter {
                     .collect(),
             ))
             .build();
+        let file = Hashed {
+            file,
+            hasher: Sha256::new(),
+        };
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
             .map_err(std::io::Error::other)?;
         let columns = schema
@@ -218,9 +252,20 @@ impl SnapshotWriter {
         for (k, v) in extra {
             writer.append_key_value_metadata(KeyValue::new(k, v));
         }
-        let file = writer.into_inner().map_err(std::io::Error::other)?;
+        let Hashed { file, hasher } = writer.into_inner().map_err(std::io::Error::other)?;
         file.sync_all()?;
         drop(file);
+        // The hash first: a snapshot in place always has its hash beside
+        // it, written after its last byte.
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let sums = hash_path(&self.path);
+        let tmp_sums = sums.with_file_name(format!(".{name}.sha256.tmp"));
+        {
+            let mut f = File::create(&tmp_sums)?;
+            writeln!(f, "{:x}  {name}", hasher.finalize())?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp_sums, &sums)?;
         fs::rename(&self.tmp, &self.path)?;
         if let Some(dir) = self.path.parent()
             && let Ok(d) = File::open(dir)
