@@ -95,6 +95,14 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
 /// slice holds less memory and costs more passes. The plan is the same.
 pub fn plan_sliced(spec: &Spec, inputs: Inputs, at_once: usize) -> PolarsResult<DataFrame> {
     let started = std::time::Instant::now();
+    let phones = spec
+        .keys
+        .iter()
+        .map(|k| k.normalize)
+        .chain(spec.fields.iter().filter_map(|f| f.compare.normalize));
+    if phones.into_iter().any(|n| n == Normalizer::Phone) {
+        normalize::warm_up();
+    }
     // Both sides at once: each is read and normalized in steps that leave a
     // core idle now and then, which the other side's steps fill.
     let (a, b) = polars_core::runtime::RAYON.join(

@@ -28,11 +28,14 @@ pub fn normalized(e: Expr, n: Normalizer, region: Option<&str>) -> Expr {
         }
         Normalizer::Phone => {
             let region = region.map(str::to_string);
-            let short = Region::new(region.as_deref());
+            // Looked up at the first phone, not here: loading phonenumber's
+            // metadata takes a while, which `warm_up` spends beside reading.
+            let short: std::sync::OnceLock<Option<Region>> = std::sync::OnceLock::new();
             return per_row(
                 e,
                 || String::with_capacity(16),
                 move |raw, digits, out| {
+                    let short = short.get_or_init(|| Region::new(region.as_deref()));
                     phone_row(raw, short.as_ref(), region.as_deref(), digits, out)
                 },
             );
@@ -222,6 +225,13 @@ pub fn phone(raw: &str, region: Option<&str>) -> Option<String> {
         &mut out,
     )
     .then_some(out)
+}
+
+/// Load phonenumber's metadata on a thread of its own, so that the first
+/// phone to normalize finds it ready: a plan calls this before it reads
+/// the snapshots.
+pub fn warm_up() {
+    std::thread::spawn(|| phonenumber::metadata::DATABASE.by_id("US").is_some());
 }
 
 /// What the short path needs of a side's default region, looked up once.
