@@ -74,7 +74,9 @@ where
             };
             let pool = &polars_core::runtime::RAYON;
             let part = ca.len().div_ceil(pool.current_num_threads()).max(8192);
-            split(ca, part, &one).map(IntoColumn::into_column)
+            // In one piece: keys are read by row, and the comparisons
+            // gather rows, both slow across pieces.
+            Ok(split(ca, part, &one)?.rechunk().into_owned().into_column())
         },
         |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
     )

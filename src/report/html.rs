@@ -1100,8 +1100,9 @@ pub fn render_html(
 
 /// Render `changes.csv`: one line per changed field of every row that is not
 /// `unchanged` (rows without field changes, such as duplicates, get one line
-/// with their reason). Every cell passes through [`csv_safe`].
-pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
+/// with their reason). Every cell passes through [`csv_safe`]. The file's
+/// bytes come in parts, to be written one after the other.
+pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<Vec<u8>>> {
     let text = |n: &str| -> PolarsResult<StringChunked> {
         Ok(plan
             .column(n)?
@@ -1158,7 +1159,7 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
     };
     let mut header = csv::Writer::from_writer(Vec::new());
     header.write_record(names).map_err(|e| err(&e))?;
-    let mut out = header.into_inner().map_err(|e| err(&e))?;
+    let header = header.into_inner().map_err(|e| err(&e))?;
     // In two halves, one on a thread of its own: Polars' pool is busy
     // encoding the plan file meanwhile.
     let n = plan.height();
@@ -1167,9 +1168,8 @@ pub fn render_csv(plan: &DataFrame) -> PolarsResult<Vec<u8>> {
         let second = lines(n / 2, n);
         (first.join(), second)
     });
-    out.extend_from_slice(&first.map_err(|_| err(&"a formatting thread failed"))??);
-    out.extend_from_slice(&second?);
-    Ok(out)
+    let first = first.map_err(|_| err(&"a formatting thread failed"))??;
+    Ok(vec![header, first, second?])
 }
 
 const STYLE: &str = r##"

@@ -13,7 +13,7 @@ use polars::prelude::DataFrame;
 
 pub use apply::write_apply_report;
 pub use html::{DEFAULT_MAX_ROWS, DRIFT_RUNS, escape, render_csv, render_html};
-pub use summary::{Summary, SummaryInput, read_plan, write_atomic, write_plan};
+pub use summary::{Summary, SummaryInput, read_plan, write_atomic, write_atomic_parts, write_plan};
 
 use crate::ledger::Run;
 
@@ -35,7 +35,8 @@ pub fn render_all(
     tracing::debug!("wrote report.html");
     let csv = render_csv(plan).map_err(std::io::Error::other)?;
     let changes = dir.join("changes.csv");
-    write_atomic(&changes, &csv)?;
+    let parts: Vec<&[u8]> = csv.iter().map(Vec::as_slice).collect();
+    write_atomic_parts(&changes, &parts)?;
     Ok(vec![report, changes])
 }
 

@@ -167,13 +167,20 @@ pub fn read_plan(dir: &Path) -> Result<(Summary, DataFrame), String> {
 
 /// Write a file through a temporary name and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// [`write_atomic`] for a file made of `parts`, in order.
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("out")
     ));
     {
         let file = fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut &file, bytes)?;
+        for bytes in parts {
+            std::io::Write::write_all(&mut &file, bytes)?;
+        }
         file.sync_all()?;
     }
     fs::rename(tmp, path)
