@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use super::compare::{equal, equal_loose, json_ready, text, want};
-use super::gather::{Change, Gather, outputs, unpack};
+use super::gather::{Change, Gather, unpack};
 use super::matching::Matched;
 use super::{A_ID, B_ID, dtype, field_column, prefix};
 use crate::spec::{Direction, Field, SideIx, Spec};
@@ -313,10 +313,11 @@ pub fn classify(
             as_struct(synced).struct_().json_encode()
         };
         let mut wide = vec![payload.alias("payload"), synced.alias("synced")];
-        wide.push(gather.finish(""));
+        let (work, read) = gather.finish("");
+        wide.extend(work);
         let ok = col("problem").is_null();
         parts.push(shape(
-            alone.with_columns(wide).with_columns(outputs("")),
+            alone.with_columns(wide).with_columns(read),
             [
                 when(ok.clone())
                     .then(lit("create"))
@@ -455,31 +456,35 @@ pub fn classify(
         }
         synced.push(synced_value(f, &moving).alias(f.name.as_str()));
     }
-    let synced_json = if synced.is_empty() || !keeps_baselines {
-        null_str()
+    // What each slice of pairs computes, and the columns it keeps. Polars
+    // evaluates the inputs of one expression on all cores only when a frame
+    // gets fewer expressions than it has threads, so nothing constant is
+    // computed per slice: a one-way spec computes one expression.
+    let mut wide = Vec::new();
+    let mut needed: Vec<Expr> = [A_ID, B_ID, "a_skip", "b_skip", "a_row", "b_row"]
+        .into_iter()
+        .chain(["key", "key_value"])
+        .map(col)
+        .collect();
+    if synced.is_empty() || !keeps_baselines {
+        needed.push(null_str().alias("synced"));
     } else {
-        as_struct(synced).struct_().json_encode()
-    };
-    let mut wide = vec![synced_json.alias("synced")];
+        wide.push(as_struct(synced).struct_().json_encode().alias("synced"));
+        needed.push(col("synced"));
+    }
     let [to_a, to_b] = to;
     let receivers: Vec<SideIx> = SideIx::both()
         .into_iter()
         .filter(|s| !(if *s == SideIx::A { &to_a } else { &to_b }).is_empty())
         .collect();
-    wide.push(to_a.finish("a>"));
-    wide.push(to_b.finish("b>"));
     let has_conflicts = !conflicts.is_empty();
-    wide.push(conflicts.finish("c>"));
     // The pairs are worked out a slice at a time: a slice's side values are
     // let go once its plan columns are computed, so the sides' values are
     // never gathered for all pairs at once.
-    let mut needed: Vec<Expr> = [A_ID, B_ID, "a_skip", "b_skip", "a_row", "b_row"]
-        .into_iter()
-        .chain(["key", "key_value", "synced"])
-        .map(col)
-        .collect();
-    for p in ["a>", "b>", "c>"] {
-        needed.extend(outputs(p));
+    for (g, p) in [(to_a, "a>"), (to_b, "b>"), (conflicts, "c>")] {
+        let (work, read) = g.finish(p);
+        wide.extend(work);
+        needed.extend(read);
     }
     let n = rows_a.len();
     let mut pairs: Option<DataFrame> = None;

@@ -77,17 +77,22 @@ impl Gather {
         self.fields.is_empty()
     }
 
-    /// One struct column, `<prefix>gathered`, read by [`outputs`]: the
-    /// packed changes (null where nothing changes), the payload members
-    /// joined by commas and the problems joined by semicolons (each null
-    /// where there are none).
-    pub fn finish(self, prefix: &str) -> Expr {
-        let name = format!("{prefix}gathered");
+    /// What to compute, if anything: one struct column, `<prefix>gathered`;
+    /// and how to read its three results from it, `<prefix>changes` (the
+    /// packed changes), `<prefix>frag` (the payload members joined by
+    /// commas) and `<prefix>problem` (the problems joined by semicolons),
+    /// each null where there are none. An empty gather computes nothing
+    /// and reads nulls.
+    pub fn finish(self, prefix: &str) -> (Option<Expr>, [Expr; 3]) {
         if self.is_empty() {
-            return as_struct(OUTPUTS.map(|n| null_str().alias(n)).to_vec()).alias(name);
+            return (
+                None,
+                OUTPUTS.map(|n| null_str().alias(format!("{prefix}{n}"))),
+            );
         }
+        let name = format!("{prefix}gathered");
         let fields = self.fields;
-        as_struct(self.inputs)
+        let work = as_struct(self.inputs)
             .map(
                 move |c: Column| gather(&c, &fields).map(IntoColumn::into_column),
                 |_, f| {
@@ -97,20 +102,15 @@ impl Gather {
                     ))
                 },
             )
-            .alias(name)
+            .alias(name.as_str());
+        let read = OUTPUTS.map(|n| {
+            col(name.as_str())
+                .struct_()
+                .field_by_name(n)
+                .alias(format!("{prefix}{n}"))
+        });
+        (Some(work), read)
     }
-}
-
-/// The three results of the gather [`Gather::finish`] wrote under `prefix`:
-/// `<prefix>changes`, `<prefix>frag` and `<prefix>problem`.
-pub(crate) fn outputs(prefix: &str) -> [Expr; 3] {
-    let gathered = format!("{prefix}gathered");
-    OUTPUTS.map(|n| {
-        col(gathered.as_str())
-            .struct_()
-            .field_by_name(n)
-            .alias(format!("{prefix}{n}"))
-    })
 }
 
 /// The fields of a gather's result.
@@ -545,10 +545,11 @@ mod tests {
             member: Some(col("flag")),
             problem: Some(col("why")),
         });
+        let (work, read) = g.finish("t.");
         let out = df
             .lazy()
-            .with_column(g.finish("t."))
-            .select(outputs("t."))
+            .with_columns(work.into_iter().collect::<Vec<_>>())
+            .select(read)
             .collect()
             .unwrap();
         let get = |c: &str, i: usize| {
