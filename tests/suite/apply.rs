@@ -74,16 +74,20 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
     assert_eq!(summary["counts"]["create"], 1200, "{summary}");
     assert_eq!(summary["counts"]["update"], 1000, "{summary}");
 
-    // Kill the apply at pseudo-random moments, then let one run finish. The
-    // moments fall within the first quarter second: a try that resumes
-    // with little left finishes quickly, and later delays must still cut
-    // most tries short on a fast machine.
+    // Kill the apply at pseudo-random moments, then let one run finish. A
+    // try is killed at once when the emulator has carried out writes of
+    // its, before it can note them done (its hardest moment), else at its
+    // moment, which may fall while it starts or checks the target. Tries
+    // stop when one finishes on its own: nothing is left to cut.
+    let writes = || s.em.stats().system(System::MoySklad).writes;
     let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut killed = 0;
+    let (mut killed, mut cut_after_writes) = (0, 0);
     for _ in 0..20 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
+        let at = Duration::from_millis(30 + seed % 1500);
+        let written = writes();
         let mut child = Command::new(env!("CARGO_BIN_EXE_recon"))
             .arg("--home")
             .arg(d.path())
@@ -94,14 +98,32 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(30 + seed % 250));
-        if child.try_wait().unwrap().is_none() {
+        let started = std::time::Instant::now();
+        let mut finished = false;
+        while started.elapsed() < at {
+            if child.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            if writes() > written {
+                cut_after_writes += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if !finished && child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
         }
         child.wait().unwrap();
+        if finished {
+            break;
+        }
     }
-    assert!(killed >= 10, "most tries were cut short ({killed})");
+    assert!(
+        cut_after_writes >= 1,
+        "a try was cut right after its writes were carried out ({killed} cut in all)"
+    );
     let landed = s.em.records(System::MoySklad, "counterparty").len() - before.len();
     assert!(
         landed > 0,
