@@ -262,19 +262,21 @@ pub fn cascade(
     // Pairs in the order of side A's rows: the plan lists them so, and the
     // sides' values are then gathered reading side A front to back.
     let (pair_rows, pair_step) = in_order_of_a(pair_rows, pair_step, a.height());
-    let keys = DataFrame::new_infer_height(vec![
-        Column::new(
-            "key".into(),
-            pair_step
+    // Two columns of a text per pair, built side by side.
+    let (key, key_value) = polars_core::runtime::RAYON.join(
+        || {
+            let names: Vec<&str> = pair_step
                 .iter()
                 .map(|(s, _)| steps[*s].0.as_str())
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "key_value".into(),
-            pair_step.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
-        ),
-    ])?;
+                .collect();
+            Column::new("key".into(), names)
+        },
+        || {
+            let values: Vec<&str> = pair_step.iter().map(|(_, v)| *v).collect();
+            Column::new("key_value".into(), values)
+        },
+    );
+    let keys = DataFrame::new_infer_height(vec![key, key_value])?;
     let duplicates = duplicates(spec, &steps, &ambiguous, &dups, &ids)?;
     let mut alone = pool.map(|p| vec![true; p.len()]);
     for s in 0..2 {
