@@ -676,13 +676,11 @@ fn in_plan_order(parts: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
     }
     let mut plan: Option<DataFrame> = None;
     for (_, pieces) in classes {
-        let mut rows = pieces
-            .into_iter()
-            .reduce(|mut all, piece| {
-                all.vstack_mut_owned_unchecked(piece);
-                all
-            })
-            .expect("a class has rows");
+        let mut pieces = pieces.into_iter();
+        let mut rows = pieces.next().expect("a class has rows");
+        for piece in pieces {
+            rows.vstack_mut_owned(piece)?;
+        }
         if !sorted(&rows)? {
             rows = rows.sort(
                 ORDER,
@@ -693,7 +691,7 @@ fn in_plan_order(parts: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
         }
         match &mut plan {
             Some(p) => {
-                p.vstack_mut_owned_unchecked(rows);
+                p.vstack_mut_owned(rows)?;
             }
             None => plan = Some(rows),
         }
