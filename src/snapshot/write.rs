@@ -258,14 +258,8 @@ impl SnapshotWriter {
         // The hash first: a snapshot in place always has its hash beside
         // it, written after its last byte.
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
-        let sums = hash_path(&self.path);
-        let tmp_sums = sums.with_file_name(format!(".{name}.sha256.tmp"));
-        {
-            let mut f = File::create(&tmp_sums)?;
-            writeln!(f, "{:x}  {name}", hasher.finalize())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp_sums, &sums)?;
+        let line = format!("{:x}  {name}\n", hasher.finalize());
+        crate::report::write_atomic(&hash_path(&self.path), line.as_bytes())?;
         fs::rename(&self.tmp, &self.path)?;
         if let Some(dir) = self.path.parent()
             && let Ok(d) = File::open(dir)
