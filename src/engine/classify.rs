@@ -38,6 +38,28 @@ fn null_str() -> Expr {
     lit(NULL).cast(DataType::String)
 }
 
+/// A write's problem (text, else null) once `f`'s rule `required` is
+/// applied: where the value `w` to write is empty and nothing else is wrong,
+/// the problem is `empty()`.
+fn required(
+    f: &Field,
+    problem: Option<Expr>,
+    w: &Expr,
+    empty: impl FnOnce() -> String,
+) -> Option<Expr> {
+    if !f.required {
+        return problem;
+    }
+    let missing = w.clone().is_null();
+    let empty = lit(empty());
+    Some(match problem {
+        Some(p) => when(p.clone().is_null().and(missing))
+            .then(empty)
+            .otherwise(p),
+        None => when(missing).then(empty).otherwise(null_str()),
+    })
+}
+
 /// Whether records of `side` are sent to the other side at all.
 pub(crate) fn sends(d: Direction, side: SideIx) -> bool {
     match d {
@@ -52,28 +74,15 @@ pub(crate) fn base_column(field: &str) -> String {
     format!("base.{field}")
 }
 
-/// Select the plan's columns in order with their types.
+/// Select the plan's columns in order, all text here: `changes` stays
+/// packed until the plan is put together (see `gather::put`).
 /// `rows` are the records' positions in their snapshots (`a_row`, `b_row`),
 /// kept as `~a_row` and `~b_row` to order the plan.
 fn shape(lf: LazyFrame, exprs: [Expr; 10], rows: [Expr; 2]) -> LazyFrame {
-    let types = [
-        DataType::String,
-        DataType::String,
-        DataType::String,
-        DataType::String,
-        DataType::String,
-        DataType::String,
-        // Packed until the end; see `pack`.
-        DataType::String,
-        DataType::String,
-        DataType::String,
-        DataType::String,
-    ];
     let mut cols: Vec<Expr> = exprs
         .into_iter()
-        .zip(types)
         .zip(PLAN_COLUMNS)
-        .map(|((e, t), n)| e.cast(t).alias(n))
+        .map(|(e, n)| e.cast(DataType::String).alias(n))
         .collect();
     let [a, b] = rows;
     cols.push(a.cast(IDX_DTYPE).alias("~a_row"));
@@ -275,17 +284,9 @@ pub fn classify(
                 continue;
             }
             let (w, problem) = want(f, side);
-            let problem = if f.required {
-                let empty = lit(format!("required field `{}` is empty", f.name));
-                Some(match problem {
-                    Some(p) => when(p.clone().is_null().and(w.clone().is_null()))
-                        .then(empty)
-                        .otherwise(p),
-                    None => when(w.clone().is_null()).then(empty).otherwise(null_str()),
-                })
-            } else {
-                problem
-            };
+            let problem = required(f, problem, &w, || {
+                format!("required field `{}` is empty", f.name)
+            });
             members.push(json_ready(w.clone(), f.ty).alias(f.name.as_str()));
             synced.push(text(w.clone()).alias(f.name.as_str()));
             let when = match &problem {
@@ -412,23 +413,13 @@ pub fn classify(
             if f.create_only {
                 continue;
             }
-            let problem = if f.required {
-                let emptied = lit(format!(
+            let problem = required(f, problem, &w, || {
+                format!(
                     "required field `{}` would be emptied in {}",
                     f.name,
                     name(receiver)
-                ));
-                Some(match problem {
-                    Some(p) => when(p.clone().is_null().and(w.clone().is_null()))
-                        .then(emptied)
-                        .otherwise(p),
-                    None => when(w.clone().is_null())
-                        .then(emptied)
-                        .otherwise(null_str()),
-                })
-            } else {
-                problem
-            };
+                )
+            });
             to[receiver as usize].push(Change {
                 when: diff,
                 field: f.name.clone(),
@@ -648,6 +639,8 @@ fn in_plan_order(parts: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
             .map(|p| p.collect())
             .collect::<PolarsResult<_>>()
     })?;
+    // With no rows at all, the plan is the parts' (empty) shape.
+    let empty = frames.first().map(DataFrame::clear);
     // Each class's pieces, in the parts' order.
     let mut classes: std::collections::BTreeMap<String, Vec<DataFrame>> = Default::default();
     for frame in frames.into_iter().filter(|f| f.height() > 0) {
@@ -696,28 +689,15 @@ fn in_plan_order(parts: Vec<LazyFrame>) -> PolarsResult<DataFrame> {
             None => plan = Some(rows),
         }
     }
-    let Some(plan) = plan else {
-        return DataFrame::new_infer_height(
-            PLAN_COLUMNS
-                .iter()
-                .map(|n| {
-                    let ty = if *n == "changes" {
-                        changes_dtype()
-                    } else {
-                        DataType::String
-                    };
-                    Column::new_empty((*n).into(), &ty)
-                })
-                .collect(),
-        );
-    };
+    let mut plan = plan
+        .or(empty)
+        .ok_or_else(|| polars_err!(NoData: "a plan needs its parts"))?;
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "put the plan rows in order"
     );
     // Each column in one piece, its pieces let go as it is done (the rows
     // are never held twice); the changes become the plan's list.
-    let mut plan = plan;
     let pieces = PLAN_COLUMNS
         .iter()
         .map(|name| plan.drop_in_place(name))

@@ -3,7 +3,7 @@
 //! Each field of a [`Gather`] says where it changes, its before, after and
 //! baseline texts, the value its payload member carries and why it cannot be
 //! written. One pass over the rows turns them into three texts per row: the
-//! changes, packed (see [`pack`]), the payload's members joined by commas
+//! changes, packed (see [`put`]), the payload's members joined by commas
 //! and the problems joined by semicolons. Rows that change nothing cost one
 //! look at each field's flag.
 
@@ -259,17 +259,9 @@ fn gather(c: &Column, fields: &[Entry]) -> PolarsResult<StructChunked> {
         });
     }
     let rows = s.len();
-    let part = |from: usize, to: usize| rows_of(fields, &columns, from, to);
-    // Parts of the rows on Polars' threads, appended in order.
-    let parts: Vec<[StringChunked; 3]> = {
-        use rayon::prelude::*;
-        let bounds: Vec<(usize, usize)> = (0..rows)
-            .step_by(PART_ROWS)
-            .map(|at| (at, (at + PART_ROWS).min(rows)))
-            .collect();
-        polars_core::runtime::RAYON
-            .install(|| bounds.into_par_iter().map(|(f, t)| part(f, t)).collect())
-    };
+    let parts = on_parts(rows, PART_ROWS, |from, to| {
+        Ok(rows_of(fields, &columns, from, to))
+    })?;
     let mut outputs: [Option<StringChunked>; 3] = Default::default();
     for p in parts {
         for (out, piece) in outputs.iter_mut().zip(p) {
@@ -289,6 +281,26 @@ fn gather(c: &Column, fields: &[Entry]) -> PolarsResult<StructChunked> {
         })
         .collect();
     StructChunked::from_series(c.name().clone(), rows, outputs.iter())
+}
+
+/// `work` on rows `from..to` of `rows`, `size` at a time, on Polars'
+/// threads; the results in the rows' order.
+fn on_parts<T: Send>(
+    rows: usize,
+    size: usize,
+    work: impl Fn(usize, usize) -> PolarsResult<T> + Sync,
+) -> PolarsResult<Vec<T>> {
+    use rayon::prelude::*;
+    let bounds: Vec<(usize, usize)> = (0..rows)
+        .step_by(size)
+        .map(|at| (at, (at + size).min(rows)))
+        .collect();
+    polars_core::runtime::RAYON.install(|| {
+        bounds
+            .into_par_iter()
+            .map(|(from, to)| work(from, to))
+            .collect()
+    })
 }
 
 /// [`gather`] for rows `from..to`.
@@ -366,21 +378,12 @@ fn take<'a>(rest: &mut &'a str) -> PolarsResult<Option<&'a str>> {
 /// change) from packed texts; null stays null. Parts of the rows are read
 /// on Polars' threads.
 pub(crate) fn unpack(c: &Column) -> PolarsResult<Series> {
-    use rayon::prelude::*;
     let ca = c.str()?.rechunk();
     let ca = ca.as_ref();
     let rows = ca.len();
-    let bounds: Vec<(usize, usize)> = (0..rows)
-        .step_by(PART_ROWS * 4)
-        .map(|at| (at, (at + PART_ROWS * 4).min(rows)))
-        .collect();
-    let parts: Vec<(Vec<i64>, Vec<bool>, [Utf8ViewArray; 4])> = polars_core::runtime::RAYON
-        .install(|| {
-            bounds
-                .into_par_iter()
-                .map(|(from, to)| unpack_rows(&ca.slice(from as i64, to - from)))
-                .collect::<PolarsResult<_>>()
-        })?;
+    let parts = on_parts(rows, PART_ROWS * 4, |from, to| {
+        unpack_rows(&ca.slice(from as i64, to - from))
+    })?;
     // The parts' offsets, continued from one part to the next.
     let mut offsets: Vec<i64> = Vec::with_capacity(rows + 1);
     offsets.push(0);

@@ -95,12 +95,12 @@ pub fn plan(spec: &Spec, inputs: Inputs) -> PolarsResult<DataFrame> {
 /// slice holds less memory and costs more passes. The plan is the same.
 pub fn plan_sliced(spec: &Spec, inputs: Inputs, at_once: usize) -> PolarsResult<DataFrame> {
     let started = std::time::Instant::now();
-    let phones = spec
+    let mut normalizers = spec
         .keys
         .iter()
         .map(|k| k.normalize)
         .chain(spec.fields.iter().filter_map(|f| f.compare.normalize));
-    if phones.into_iter().any(|n| n == Normalizer::Phone) {
+    if normalizers.any(|n| n == Normalizer::Phone) {
         normalize::warm_up();
     }
     // Both sides at once: each is read and normalized in steps that leave a
