@@ -99,14 +99,14 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
             .spawn()
             .unwrap();
         let started = std::time::Instant::now();
-        let mut finished = false;
+        let (mut finished, mut after_writes) = (false, false);
         while started.elapsed() < at {
             if child.try_wait().unwrap().is_some() {
                 finished = true;
                 break;
             }
             if writes() > written {
-                cut_after_writes += 1;
+                after_writes = true;
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -114,6 +114,7 @@ fn killed_applies_resume_and_write_every_record_exactly_once() {
         if !finished && child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
+            cut_after_writes += usize::from(after_writes);
         }
         child.wait().unwrap();
         if finished {
